@@ -49,6 +49,7 @@ def _predict(args: argparse.Namespace) -> None:
         both_strands=not args.single_strand,
         bertax_format=args.bertax_format,
         progress=args.progress,
+        precision=args.precision,
     )
     predict_file(args.model, args.input, args.input2, args.output, args.probabilities, options)
 
@@ -138,16 +139,33 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", "-o", required=True, type=Path, help="predictions TSV")
     p.add_argument("--probabilities", type=Path, help="also write every class probability (JSONL)")
     p.add_argument("--bertax-format", action="store_true", help="write the original BERTax TSV")
-    p.add_argument("--windows", choices=["mean", "each"], default="mean",
-                   help="long reads: mean over windows, or one row per window")
+    p.add_argument(
+        "--windows",
+        choices=["mean", "each"],
+        default="mean",
+        help="long reads: mean over windows, or one row per window",
+    )
     p.add_argument("--stride", type=int, help="window stride in nt (default: the window, 1500)")
-    p.add_argument("--single-strand", action="store_true",
-                   help="do not average a read with its reverse complement")
+    p.add_argument(
+        "--single-strand",
+        action="store_true",
+        help="do not average a read with its reverse complement",
+    )
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: all available)")
+    p.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "int8", "bf16"],
+        default="auto",
+        help="auto: bf16 autocast on GPU, dynamic int8 linear layers on CPU",
+    )
     p.add_argument("--batch-tokens", type=int, default=16384, help="tokens per forward pass")
-    p.add_argument("--progress", choices=["auto", "on", "off"], default="auto",
-                   help="progress bar: auto shows it only on a terminal")
+    p.add_argument(
+        "--progress",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="progress bar: auto shows it only on a terminal",
+    )
     p.set_defaults(handler=_predict)
 
 
@@ -165,8 +183,12 @@ def _add_pipeline_steps(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--taxdump", required=True, type=Path, help="folder with nodes.dmp/names.dmp")
     p.add_argument("--route", choices=["unclassified", "below_rank"], default="unclassified")
     p.add_argument("--route-rank", default="genus")
-    p.add_argument("--min-identity", type=_rank_thresholds, default={},
-                   help="per-rank minimum best-hit identity, e.g. genus=0.95,phylum=0.8")
+    p.add_argument(
+        "--min-identity",
+        type=_rank_thresholds,
+        default={},
+        help="per-rank minimum best-hit identity, e.g. genus=0.95,phylum=0.8",
+    )
     p.add_argument("--claims", required=True, type=Path, help="output: MMseqs2 claims TSV")
     p.add_argument("--routed", required=True, type=Path, help="output: reads for BERTax (FASTA)")
     p.set_defaults(handler=_route)
@@ -210,12 +232,17 @@ def build_parser() -> argparse.ArgumentParser:
     from hytax.train import add_arguments as add_train
 
     add_data(sub.add_parser("fragments", help="sample labelled fragments and split them"))
-    add_train(sub.add_parser("pretrain", help="masked 3-mers + next-sentence pre-training"),
-              "pretrain")
+    add_train(
+        sub.add_parser("pretrain", help="masked 3-mers + next-sentence pre-training"), "pretrain"
+    )
     add_train(sub.add_parser("finetune", help="fine-tune a taxonomy head"), "finetune")
-    add_evaluate(sub.add_parser("evaluate", help="average precision, per-class accuracy, PR curves"))
-    for name, handler in [("fragments", _fragments), ("pretrain", _pretrain),
-                          ("finetune", _finetune), ("evaluate", _evaluate)]:
+    add_evaluate(sub.add_parser("evaluate", help="average precision, class accuracy, PR curves"))
+    for name, handler in [
+        ("fragments", _fragments),
+        ("pretrain", _pretrain),
+        ("finetune", _finetune),
+        ("evaluate", _evaluate),
+    ]:
         sub.choices[name].set_defaults(handler=handler)
     return parser
 

@@ -1,4 +1,4 @@
-"""BERTax in PyTorch: a BERT encoder over 3-mer tokens and taxonomy heads (all-in-one, flat, nested).
+"""BERTax in PyTorch: a BERT encoder over 3-mer tokens, taxonomy heads all-in-one, flat, nested.
 
 Weight names follow the structure below so a keras-bert checkpoint maps onto them by a small table
 (see `hytax.convert`). Config options cover the two places where keras-bert differs from the
@@ -236,7 +236,7 @@ FORMAT = "hytax-bertax"
 
 @dataclass
 class ModelBundle:
-    """A loaded model with what it needs to be used: class lists, window, calibration, provenance."""
+    """A model with what using it needs: class lists, window, calibration, provenance."""
 
     model: BertTax
     config: dict

@@ -73,14 +73,14 @@ def read_records(path: str | Path) -> Iterator[Read]:
     number = 0
     try:
         with dnaio.open(path) as reader:
-            for number, record in enumerate(reader, start=1):  # noqa: B007
+            for number, record in enumerate(reader, start=1):
                 rid = read_id(record.name)
                 if not rid:
                     raise SequenceFormatError(f"{path}: record {number} has an empty header")
                 yield Read(rid, normalise(record.sequence))
     except dnaio.exceptions.UnknownFileFormat as exc:
         raise SequenceFormatError(f"{path}: not FASTA or FASTQ ({exc})") from None
-    except dnaio.exceptions.FormatError as exc:
+    except dnaio.exceptions.FileFormatError as exc:
         where = f"line {exc.line + 1}" if exc.line is not None else f"after record {number}"
         raise SequenceFormatError(f"{path}: malformed record at {where}: {exc.message}") from None
     except (EOFError, zlib.error, gzip.BadGzipFile, UnicodeDecodeError) as exc:
@@ -96,7 +96,7 @@ def read_units(path1: str | Path, path2: str | Path | None = None) -> Iterator[R
         return
     mates2 = read_records(path2)
     number = 0
-    for number, mate1 in enumerate(read_records(path1), start=1):  # noqa: B007
+    for number, mate1 in enumerate(read_records(path1), start=1):
         mate2 = next(mates2, None)
         if mate2 is None:
             raise SequenceFormatError(

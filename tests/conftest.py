@@ -1,0 +1,75 @@
+"""Shared fixtures: the real genomes in ../shared/data and a small random model."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("HYTAX_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not (SHARED_DATA / "genomes.tsv").is_file():
+        pytest.fail(f"real test data not found at {SHARED_DATA} (set HYTAX_SHARED_DATA)")
+    return SHARED_DATA
+
+
+def genome_sequence(data: Path, genome_id: str, max_len: int = 200_000) -> str:
+    """The first record of a genome, upper case, at most `max_len` nt."""
+    from hytax.seqio import read_records
+
+    record = next(iter(read_records(data / "genomes" / f"{genome_id}.fa.gz")))
+    return record.seq[:max_len]
+
+
+@pytest.fixture(scope="session")
+def ecoli(shared_data: Path) -> str:
+    return genome_sequence(shared_data, "Ecoli_K12_MG1655")
+
+
+# Three real lineages (NCBI taxids) so a random model's classes resolve in the real taxdump.
+TINY_CLASSES = {
+    "superkingdom": [
+        {"name": "Bacteria", "taxid": 2, "parent": 0},
+        {"name": "Eukaryota", "taxid": 2759, "parent": 0},
+        {"name": "unknown", "taxid": 0, "parent": 0},
+    ],
+    "phylum": [
+        {"name": "Proteobacteria", "taxid": 1224, "parent": 0},
+        {"name": "Streptophyta", "taxid": 35493, "parent": 1},
+        {"name": "unknown", "taxid": 0, "parent": 2},
+    ],
+    "genus": [
+        {"name": "Escherichia", "taxid": 561, "parent": 0},
+        {"name": "Arabidopsis", "taxid": 3701, "parent": 1},
+        {"name": "unknown", "taxid": 0, "parent": 2},
+    ],
+}
+
+
+def tiny_config(kind: str = "all_in_one") -> dict:
+    return {
+        "architecture": {"hidden": 32, "layers": 2, "heads": 2, "intermediate": 64},
+        "head": {"kind": kind, "ranks": ["superkingdom", "phylum", "genus"]},
+        "classes": TINY_CLASSES,
+        "window_nt": 1500,
+        "taxonomy": {"release": "test"},
+    }
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small all-in-one model with random weights, saved as a model directory."""
+    import torch
+
+    from hytax.model import ModelBundle, build_model, save_model
+
+    torch.manual_seed(1)
+    config = tiny_config()
+    outdir = tmp_path_factory.mktemp("tiny_model")
+    save_model(ModelBundle(build_model(config), config), outdir)
+    return outdir
