@@ -221,12 +221,57 @@ def _add_pipeline_steps(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_taxdump_subset)
 
 
+def _convert_bertax(args: argparse.Namespace) -> None:
+    import warnings
+
+    from hytax.convert import ConversionWarning, convert_bertax
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConversionWarning)
+        bundle = convert_bertax(
+            args.model, args.outdir, taxdump=args.taxdump, classes=args.classes, heads=args.heads
+        )
+    for warning in caught:
+        if issubclass(warning.category, ConversionWarning):
+            print(f"hytax convert-bertax: warning: {warning.message}", file=sys.stderr)
+    arch = bundle.model.bert_config
+    sizes = ", ".join(f"{len(bundle.classes(r))} {r}" for r in bundle.ranks)
+    print(
+        f"{args.model}: {arch.layers} blocks, {arch.heads} heads, {arch.hidden} dims, {sizes}; "
+        f"written to {args.outdir}",
+        file=sys.stderr,
+    )
+
+
+def _add_convert(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "convert-bertax", help="convert the original BERTax keras .h5 model into a hytax model"
+    )
+    p.add_argument(
+        "model", type=Path, help="keras .h5, e.g. big_trainingset_all_fix_classes_selection.h5"
+    )
+    p.add_argument("outdir", type=Path, help="model directory to write (use with --model)")
+    p.add_argument(
+        "--taxdump", type=Path, help="NCBI taxdump: class names -> taxids (without it: taxid 0)"
+    )
+    p.add_argument(
+        "--classes",
+        type=Path,
+        help="JSON {rank: [names in output order]} (default: the published 5/44/156 classes)",
+    )
+    p.add_argument(
+        "--heads", type=int, help="attention heads when the .h5 has no model config (default 5)"
+    )
+    p.set_defaults(handler=_convert_bertax)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hytax", description=__doc__)
     parser.add_argument("--version", action="version", version=f"hytax {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_predict(sub)
     _add_pipeline_steps(sub)
+    _add_convert(sub)
     from hytax.data import add_arguments as add_data
     from hytax.evaluate import add_arguments as add_evaluate
     from hytax.train import add_arguments as add_train

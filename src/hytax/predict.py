@@ -25,7 +25,10 @@ from hytax.model import ModelBundle, load_model
 from hytax.seqio import Read, read_units, reverse_complement
 from hytax.tokenizer import PAD, encode, informative, windows
 
+# A chunk of reads is tokenized and predicted together: enough segments to fill length buckets,
+# few enough that memory stays bounded whatever the input size.
 CHUNK_READS = 4096
+CHUNK_NT = 4_000_000
 
 
 @dataclass
@@ -81,7 +84,7 @@ class Predictor:
         return f"device {self.device.type} ({name}{threads}), precision {self.precision}"
 
     def rows(self, reads: Iterable[Read]) -> Iterator[Row]:
-        for chunk in _chunks(reads, CHUNK_READS):
+        for chunk in _chunks(reads, CHUNK_READS, CHUNK_NT):
             yield from self._chunk_rows(chunk)
 
     def _chunk_rows(self, chunk: list[Read]) -> Iterator[Row]:
@@ -178,13 +181,15 @@ def _windows_with_starts(seq: str, window_nt: int, stride_nt: int | None) -> lis
     return list(zip(starts, parts, strict=True))
 
 
-def _chunks(reads: Iterable[Read], size: int) -> Iterator[list[Read]]:
+def _chunks(reads: Iterable[Read], max_reads: int, max_nt: int) -> Iterator[list[Read]]:
     chunk: list[Read] = []
+    nt = 0
     for read in reads:
         chunk.append(read)
-        if len(chunk) == size:
+        nt += len(read.seq)
+        if len(chunk) == max_reads or nt >= max_nt:
             yield chunk
-            chunk = []
+            chunk, nt = [], 0
     if chunk:
         yield chunk
 
