@@ -1,0 +1,800 @@
+"""Pre-training (masked 3-mers + next-sentence prediction) and taxonomy fine-tuning.
+
+Both commands share one loop: AdamW with warm-up and linear/cosine decay, validation every epoch
+(or every K steps), early stopping, a progress line, a JSONL metrics log and a resumable
+checkpoint. Every file written is safetensors or JSON: no pickle, so checkpoints are safe to
+load from anywhere.
+
+Randomness is drawn from generators seeded by (seed, epoch, batch), so a resumed run sees the
+same batches, strands and masks as an uninterrupted one (only dropout differs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hytax.data import RANKS, read_labels
+from hytax.errors import HytaxError
+from hytax.model import (
+    BertConfig,
+    BertPretraining,
+    BertTax,
+    ModelBundle,
+    head_config,
+    save_model,
+)
+from hytax.seqio import read_records, reverse_complement
+from hytax.tokenizer import CLS, MASK, N_SPECIAL, PAD, SEP, VOCAB, kmer_ids
+
+PRETRAIN_WEIGHTS = "pretrain.safetensors"
+PRETRAIN_CONFIG = "pretrain.json"
+CHECKPOINT_STATE = "state.json"
+IGNORE = -100
+NSP_IS_NEXT, NSP_RANDOM = 0, 1  # HF BertForPreTraining convention
+UNKNOWN = {"name": "unknown", "taxid": 0}
+
+
+class TrainingError(HytaxError):
+    """Missing inputs, an unusable checkpoint or labels that do not match the fragments."""
+
+
+# --- arguments -----------------------------------------------------------------------------------
+
+
+def add_arguments(parser: argparse.ArgumentParser, mode: str) -> None:
+    io = parser.add_argument_group("data")
+    io.add_argument("--data", type=Path,
+                    help="`hytax fragments` output folder (train.fa, train.labels.tsv, val.*)")
+    io.add_argument("--train", type=Path, help="training fragments FASTA (default: DATA/train.fa)")
+    io.add_argument("--val", type=Path, help="validation fragments FASTA (default: DATA/val.fa)")
+    if mode == "finetune":
+        io.add_argument("--train-labels", type=Path, help="default: DATA/train.labels.tsv")
+        io.add_argument("--val-labels", type=Path, help="default: DATA/val.labels.tsv")
+        io.add_argument("--taxdump", type=Path, required=True,
+                        help="NCBI taxdump folder, for class names")
+        io.add_argument("--taxonomy-release", default="NCBI taxdump",
+                        help="taxonomy description stored in the model config")
+        io.add_argument("--pretrained", type=Path,
+                        help="`hytax pretrain` output folder (default: train from scratch)")
+    io.add_argument("--outdir", "-o", required=True, type=Path)
+    io.add_argument("--workdir", type=Path,
+                    help="checkpoint and metrics log (default: OUTDIR)")
+
+    arch = parser.add_argument_group("architecture (ignored when --pretrained is given)")
+    arch.add_argument("--hidden", type=int, default=250)
+    arch.add_argument("--layers", type=int, default=12)
+    arch.add_argument("--heads", type=int, default=5)
+    arch.add_argument("--intermediate", type=int, default=1024)
+    arch.add_argument("--dropout", type=float, default=0.05)
+    arch.add_argument("--window-nt", type=int, default=1500,
+                      help="longest input; longer fragments are cropped at random")
+    if mode == "finetune":
+        arch.add_argument("--head", choices=["all_in_one", "flat", "nested"],
+                          default="all_in_one")
+        arch.add_argument("--ranks", nargs="+", default=list(RANKS))
+        arch.add_argument("--min-class-count", type=int, default=100,
+                          help="classes with fewer training fragments go to 'unknown'")
+        arch.add_argument("--name", default="hytax", help="model name stored in the config")
+        arch.add_argument("--description", default="", help="stored in the config")
+
+    opt = parser.add_argument_group("optimisation")
+    opt.add_argument("--batch-size", type=int, default=32)
+    opt.add_argument("--lr", type=float, default=1e-4 if mode == "pretrain" else 5e-5)
+    opt.add_argument("--weight-decay", type=float, default=0.01)
+    opt.add_argument("--warmup", type=float, default=0.05,
+                     help="warm-up steps, or a fraction of all steps if below 1")
+    opt.add_argument("--schedule", choices=["linear", "cosine"], default="linear")
+    opt.add_argument("--max-epochs", type=int, default=16)
+    opt.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: no)")
+    opt.add_argument("--eval-every", type=int, default=0,
+                     help="validate every K steps (0: after every epoch)")
+    opt.add_argument("--patience", type=int, default=3,
+                     help="stop after this many validations without a lower validation loss")
+    opt.add_argument("--time-limit", type=float, default=0,
+                     help="stop training after this many minutes, then validate and save (0: no)")
+    opt.add_argument("--seed", type=int, default=1)
+    opt.add_argument("--resume", action="store_true", help="continue from WORKDIR/checkpoint")
+
+    run = parser.add_argument_group("resources")
+    run.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    run.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    run.add_argument("--progress", choices=["auto", "on", "off"], default="auto")
+    run.add_argument("--log-every", type=int, default=50,
+                     help="without a progress bar, print a line every N steps")
+
+
+# --- fragments and batches -----------------------------------------------------------------------
+
+
+@dataclass
+class Fragments:
+    ids: list[str]
+    seqs: list[str]
+    labels: np.ndarray | None = None  # [N, ranks] class indices (fine-tuning only)
+
+    def __len__(self) -> int:
+        return len(self.seqs)
+
+
+def read_fragments(path: Path) -> Fragments:
+    records = list(read_records(path))
+    return Fragments([r.id for r in records], [r.seq for r in records])
+
+
+def epoch_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
+    """Batches of (nearly) equal-length fragments in random order, deterministic per epoch.
+
+    A random permutation is sorted stably by length, so equal lengths stay shuffled among
+    themselves, then cut into batches whose order is shuffled again.
+    """
+    rng = np.random.default_rng([seed, epoch, 0])
+    order = rng.permutation(len(lengths))
+    order = order[np.argsort(lengths[order], kind="stable")]
+    chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    return [chunks[i] for i in rng.permutation(len(chunks))]
+
+
+def eval_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    order = np.argsort(lengths, kind="stable")
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def fragment_tokens(
+    seq: str, window_nt: int, rng: np.random.Generator | None, flip: bool = False
+) -> np.ndarray:
+    """3-mer ids of a fragment, on a random strand and crop when `rng` is given (augmentation)."""
+    if flip:
+        seq = reverse_complement(seq)
+    if len(seq) > window_nt:
+        start = int(rng.integers(0, len(seq) - window_nt + 1)) if rng is not None else 0
+        seq = seq[start : start + window_nt]
+    return kmer_ids(seq)
+
+
+def pad_stack(rows: list[np.ndarray]) -> torch.Tensor:
+    width = max(len(r) for r in rows)
+    out = np.full((len(rows), width), PAD, dtype=np.int64)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = r
+    return torch.from_numpy(out)
+
+
+def classification_batch(
+    seqs: list[str], window_nt: int, rng: np.random.Generator | None
+) -> torch.Tensor:
+    """[CLS] + 3-mers, padded; with `rng`, each fragment on a random strand (RC augmentation)."""
+    flips = rng.random(len(seqs)) < 0.5 if rng is not None else [False] * len(seqs)
+    rows = [
+        np.concatenate(([CLS], fragment_tokens(s, window_nt, rng, bool(f))))
+        for s, f in zip(seqs, flips, strict=True)
+    ]
+    return pad_stack(rows)
+
+
+# --- pre-training inputs -------------------------------------------------------------------------
+
+
+def nsp_batch(
+    token_rows: list[np.ndarray], rng: np.random.Generator
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """`[CLS] A [SEP] B [SEP]` from the two halves of each fragment.
+
+    Half of the time B is replaced by the second half of another fragment of the batch (label
+    NSP_RANDOM). Returns tokens, segment ids (0 for [CLS] A [SEP], 1 for B [SEP]) and NSP labels.
+    """
+    n = len(token_rows)
+    halves = [(r[: len(r) // 2], r[len(r) // 2 :]) for r in token_rows]
+    rows, segs, labels = [], [], []
+    for i, (a, b) in enumerate(halves):
+        label = NSP_IS_NEXT
+        if n > 1 and rng.random() < 0.5:
+            b = halves[(i + int(rng.integers(1, n))) % n][1]
+            label = NSP_RANDOM
+        rows.append(np.concatenate(([CLS], a, [SEP], b, [SEP])))
+        segs.append(np.concatenate((np.zeros(len(a) + 2, np.int64), np.ones(len(b) + 1, np.int64))))
+        labels.append(label)
+    return pad_stack(rows), pad_stack(segs), torch.tensor(labels)
+
+
+def mask_tokens(
+    tokens: torch.Tensor, generator: torch.Generator, rate: float = 0.15
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """BERT masking: pick `rate` of the 3-mer positions; of those 80 % [MASK], 10 % a random
+    3-mer, 10 % unchanged. Labels are IGNORE elsewhere.
+
+    Special tokens are never picked, and neither is [UNK]: an ambiguous 3-mer carries no
+    sequence to recover, so predicting it would only teach the model to copy N-runs.
+    """
+    eligible = tokens >= N_SPECIAL
+    chosen = (torch.rand(tokens.shape, generator=generator) < rate) & eligible
+    labels = torch.where(chosen, tokens, torch.full_like(tokens, IGNORE))
+    roll = torch.rand(tokens.shape, generator=generator)
+    inputs = tokens.clone()
+    inputs[chosen & (roll < 0.8)] = MASK
+    swap = chosen & (roll >= 0.8) & (roll < 0.9)
+    random_ids = torch.randint(N_SPECIAL, len(VOCAB), tokens.shape, generator=generator)
+    inputs[swap] = random_ids[swap]
+    return inputs, labels
+
+
+# --- fine-tuning labels --------------------------------------------------------------------------
+
+
+def build_classes(
+    labels: list[dict[str, int]], ranks: list[str], min_count: int, names: Callable[[int], str]
+) -> dict[str, list[dict]]:
+    """Per rank: taxa with >= `min_count` fragments, then `unknown` (taxid 0) last.
+
+    `parent` indexes the rank above; a class whose parent taxon is not a class (or is unknown)
+    points to the unknown class of the rank above. The top rank's parent is 0.
+    """
+    classes: dict[str, list[dict]] = {}
+    for r, rank in enumerate(ranks):
+        counts = Counter(lab[rank] for lab in labels)
+        kept = [t for t, n in counts.items() if t != 0 and n >= min_count]
+        parent_of: dict[int, int] = {}
+        if r > 0:
+            above = classes[ranks[r - 1]]
+            index = {c["taxid"]: i for i, c in enumerate(above) if c["taxid"] != 0}
+            unknown_above = len(above) - 1
+            votes: dict[int, Counter[int]] = defaultdict(Counter)
+            for lab in labels:
+                votes[lab[rank]][lab[ranks[r - 1]]] += 1
+            for t in kept:
+                parent_of[t] = index.get(votes[t].most_common(1)[0][0], unknown_above)
+            entries = [{"name": names(t), "taxid": int(t), "parent": parent_of[t]} for t in kept]
+            entries.sort(key=lambda c: (c["parent"], c["name"]))
+            entries.append({**UNKNOWN, "parent": unknown_above})
+        else:
+            entries = sorted(({"name": names(t), "taxid": int(t), "parent": 0} for t in kept),
+                             key=lambda c: c["name"])
+            entries.append({**UNKNOWN, "parent": 0})
+        classes[rank] = entries
+    return classes
+
+
+def label_matrix(
+    labels: list[dict[str, int]], ranks: list[str], classes: dict[str, list[dict]]
+) -> np.ndarray:
+    """Class index per fragment and rank; taxa that are not classes map to `unknown`."""
+    out = np.empty((len(labels), len(ranks)), dtype=np.int64)
+    for r, rank in enumerate(ranks):
+        index = {c["taxid"]: i for i, c in enumerate(classes[rank])}
+        unknown = len(classes[rank]) - 1
+        out[:, r] = [index.get(lab[rank], unknown) if lab[rank] else unknown for lab in labels]
+    return out
+
+
+def class_weights(y: np.ndarray, n_classes: int) -> torch.Tensor:
+    """w_i = N / (C * n_i) over the C classes present (paper, eq. 1); absent classes get 0."""
+    counts = np.bincount(y, minlength=n_classes).astype(np.float64)
+    present = counts > 0
+    weights = np.zeros(n_classes)
+    weights[present] = counts.sum() / (present.sum() * counts[present])
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def taxonomy_loss(
+    logps: list[torch.Tensor], y: torch.Tensor, weights: list[torch.Tensor]
+) -> torch.Tensor:
+    """Sum over ranks of the class-weighted NLL, averaged over fragments (Keras class_weight)."""
+    total = logps[0].new_zeros(())
+    for r, (logp, w) in enumerate(zip(logps, weights, strict=True)):
+        target = y[:, r]
+        total = total + (w[target] * F.nll_loss(logp, target, reduction="none")).mean()
+    return total
+
+
+def fit_temperature(logp: torch.Tensor, y: torch.Tensor) -> float:
+    """Temperature T minimising validation NLL of softmax(log_prob / T) (Guo et al., 2017).
+
+    A log-spaced grid then a finer one: a 1-D convex problem where a grid is robust and needs
+    no step size.
+    """
+    def nll(t: float) -> float:
+        return float(F.cross_entropy(logp / t, y))
+
+    grid = np.exp(np.linspace(np.log(0.05), np.log(20.0), 121))
+    best = min(grid, key=nll)
+    fine = best * np.exp(np.linspace(-0.06, 0.06, 25))
+    return round(float(min(fine, key=nll)), 4)
+
+
+# --- checkpoints (safetensors + JSON) ------------------------------------------------------------
+
+
+@dataclass
+class LoopState:
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    best_val_loss: float = math.inf
+    best_step: int = 0
+    bad_evals: int = 0
+    seconds: float = 0.0  # training wall time, summed over resumed runs
+    finished: bool = False
+    history: list[dict] = field(default_factory=list)
+
+
+def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """Flatten an optimizer state into named tensors plus JSON (safetensors holds no nesting)."""
+    sd = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for pid, entry in sd["state"].items():
+        for key, value in entry.items():
+            if torch.is_tensor(value):
+                tensors[f"{pid}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars[f"{pid}.{key}"] = value
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def restore_optimizer(
+    optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict
+) -> None:
+    state: dict[int, dict] = defaultdict(dict)
+    for flat, value in [*tensors.items(), *meta["scalars"].items()]:
+        pid, key = flat.split(".", 1)
+        state[int(pid)][key] = value
+    optimizer.load_state_dict({"state": dict(state), "param_groups": meta["param_groups"]})
+
+
+def save_checkpoint(
+    folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer, state: LoopState,
+    best: dict[str, torch.Tensor] | None, extra: dict,
+) -> None:
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(_cpu(model.state_dict()), folder / "model.safetensors.tmp")
+    opt_tensors, opt_meta = optimizer_tensors(optimizer)
+    save_file(opt_tensors, folder / "optimizer.safetensors.tmp")
+    if best is not None:
+        save_file(best, folder / "best.safetensors.tmp")
+    meta = {"loop": asdict(state), "optimizer": opt_meta, **extra}
+    (folder / f"{CHECKPOINT_STATE}.tmp").write_text(json.dumps(meta, indent=1) + "\n")
+    # Rename only when every file is written, so an interrupted save leaves the last good one.
+    for tmp in folder.glob("*.tmp"):
+        tmp.replace(tmp.with_suffix(""))
+
+
+def load_checkpoint(
+    folder: Path, model: nn.Module, optimizer: torch.optim.Optimizer
+) -> tuple[LoopState, dict[str, torch.Tensor] | None, dict]:
+    from safetensors.torch import load_file
+
+    if not (folder / CHECKPOINT_STATE).is_file():
+        raise TrainingError(f"--resume: no checkpoint in {folder}")
+    meta = json.loads((folder / CHECKPOINT_STATE).read_text())
+    model.load_state_dict(load_file(folder / "model.safetensors"))
+    restore_optimizer(optimizer, load_file(folder / "optimizer.safetensors"), meta["optimizer"])
+    best_path = folder / "best.safetensors"
+    best = load_file(best_path) if best_path.is_file() else None
+    return LoopState(**meta["loop"]), best, meta
+
+
+def _cpu(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
+
+
+# --- the loop ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Job:
+    """What differs between pre-training and fine-tuning; the loop does the rest."""
+
+    model: nn.Module
+    train_lengths: np.ndarray
+    step_loss: Callable[[np.ndarray, np.random.Generator, torch.Generator], torch.Tensor]
+    validate: Callable[[], dict] | None
+    extra: dict  # stored in the checkpoint, checked on resume
+
+
+def lr_factor(step: int, warmup: int, total: int, schedule: str) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    if schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * progress))
+    return 1.0 - progress
+
+
+class Progress:
+    """tqdm when installed and wanted, else a plain line every `every` steps."""
+
+    def __init__(self, mode: str, total: int, initial: int, every: int) -> None:
+        self.bar = None
+        self.every = every
+        want = mode == "on" or (mode == "auto" and sys.stderr.isatty())
+        if want:
+            try:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=total, initial=initial, unit="step", file=sys.stderr)
+            except ImportError:
+                pass
+
+    def update(self, step: int, loss: float, rate: float) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{loss:.4f}", frag_s=f"{rate:.0f}")
+        elif self.every and step % self.every == 0:
+            print(f"step {step}  loss {loss:.4f}  {rate:.1f} fragments/s", file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def run_loop(job: Job, args: argparse.Namespace, device: torch.device) -> tuple[LoopState, dict]:
+    """Train until max epochs/steps or early stop; return the state and the best weights."""
+    model = job.model.to(device)
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "norm" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "norm" not in n)]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": args.weight_decay},
+         {"params": no_decay, "weight_decay": 0.0}], lr=args.lr,
+    )
+    workdir: Path = args.workdir or args.outdir
+    ckpt_dir = workdir / "checkpoint"
+    state, best = LoopState(), None
+    if args.resume:
+        state, best, meta = load_checkpoint(ckpt_dir, model, optimizer)
+        if meta.get("job") != job.extra.get("job"):
+            raise TrainingError(f"{ckpt_dir}: checkpoint is for {meta.get('job')}")
+        print(f"resuming at step {state.step} (epoch {state.epoch + 1})", file=sys.stderr)
+
+    per_epoch = math.ceil(len(job.train_lengths) / args.batch_size)
+    total = args.max_steps or per_epoch * args.max_epochs
+    warmup = int(args.warmup if args.warmup >= 1 else args.warmup * total)
+    metrics_path = workdir / "metrics.jsonl"
+    workdir.mkdir(parents=True, exist_ok=True)
+    progress = Progress(args.progress, total, state.step, args.log_every)
+    t0, seen, losses = time.monotonic(), 0, []
+    deadline = time.monotonic() + args.time_limit * 60 if args.time_limit else math.inf
+    clock, seconds_before = time.monotonic(), state.seconds
+
+    def save() -> None:
+        state.seconds = round(seconds_before + time.monotonic() - clock, 1)
+        save_checkpoint(ckpt_dir, model, optimizer, state, best, job.extra)
+
+    def evaluate_now() -> bool:
+        """Validate, log, checkpoint; True when training should stop early."""
+        nonlocal best, losses, seen, t0
+        if state.history and state.history[-1]["step"] == state.step:
+            # Already validated at this step (epoch end on an --eval-every multiple).
+            return job.validate is not None and state.bad_evals >= args.patience
+        record = {"epoch": state.epoch + 1, "step": state.step,
+                  "train_loss": float(np.mean(losses)) if losses else None,
+                  "lr": optimizer.param_groups[0]["lr"],
+                  "fragments_per_s": round(seen / max(1e-9, time.monotonic() - t0), 2)}
+        if job.validate is not None:
+            model.eval()
+            with torch.no_grad():
+                record.update(job.validate())
+            model.train()
+        val_loss = record.get("val_loss", record["train_loss"] or math.inf)
+        if val_loss < state.best_val_loss:
+            state.best_val_loss, state.best_step, state.bad_evals = val_loss, state.step, 0
+            best = _cpu(model.state_dict())
+        else:
+            state.bad_evals += 1
+        state.history.append(record)
+        with open(metrics_path, "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        save()
+        losses, seen, t0 = [], 0, time.monotonic()
+        return job.validate is not None and state.bad_evals >= args.patience
+
+    model.train()
+    stop = False
+    while not stop and state.epoch < args.max_epochs:
+        batches = epoch_batches(job.train_lengths, args.batch_size, args.seed, state.epoch)
+        for b in range(state.batch_in_epoch, len(batches)):
+            for group in optimizer.param_groups:
+                group["lr"] = args.lr * lr_factor(state.step, warmup, total, args.schedule)
+            rng = np.random.default_rng([args.seed, state.epoch, b + 1])
+            gen = torch.Generator().manual_seed(args.seed * 1_000_003 + state.step)
+            loss = job.step_loss(batches[b], rng, gen)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            state.step += 1
+            state.batch_in_epoch = b + 1
+            seen += len(batches[b])
+            losses.append(loss.item())
+            progress.update(state.step, losses[-1], seen / max(1e-9, time.monotonic() - t0))
+            at_limit = (bool(args.max_steps) and state.step >= args.max_steps) or (
+                time.monotonic() > deadline
+            )
+            if args.eval_every and state.step % args.eval_every == 0 and not at_limit:
+                stop = evaluate_now()
+            if stop or at_limit:
+                stop = True
+                break
+        else:
+            state.epoch, state.batch_in_epoch = state.epoch + 1, 0
+            stop = evaluate_now()
+            continue
+        if losses or not state.history:
+            evaluate_now()
+        break
+    state.finished = True
+    save()
+    progress.close()
+    return state, best if best is not None else _cpu(model.state_dict())
+
+
+def setup(args: argparse.Namespace) -> torch.device:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def _input(args: argparse.Namespace, attr: str, default_name: str) -> Path | None:
+    path = getattr(args, attr, None)
+    if path is None and args.data is not None:
+        path = args.data / default_name
+    return path
+
+
+def _bert_config(args: argparse.Namespace) -> BertConfig:
+    # Room for [CLS] A [SEP] B [SEP] at the full window.
+    return BertConfig(hidden=args.hidden, layers=args.layers, heads=args.heads,
+                      intermediate=args.intermediate, dropout=args.dropout,
+                      max_positions=args.window_nt // 3 + 3)
+
+
+# --- pretrain ------------------------------------------------------------------------------------
+
+
+def pretrain(args: argparse.Namespace) -> dict:
+    device = setup(args)
+    train_path = _input(args, "train", "train.fa")
+    if train_path is None:
+        raise TrainingError("give --data or --train")
+    train = read_fragments(train_path)
+    val_path = _input(args, "val", "val.fa")
+    val = read_fragments(val_path) if val_path and val_path.is_file() else None
+    cfg = _bert_config(args)
+    model = BertPretraining(cfg)
+
+    def losses_of(seqs: list[str], rng: np.random.Generator, gen: torch.Generator,
+                  augment: bool) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        flips = rng.random(len(seqs)) < 0.5 if augment else np.zeros(len(seqs), bool)
+        rows = [fragment_tokens(s, args.window_nt, rng if augment else None, bool(f))
+                for s, f in zip(seqs, flips, strict=True)]
+        tokens, segments, nsp = nsp_batch(rows, rng)
+        inputs, mlm_labels = mask_tokens(tokens, gen)
+        mlm_logits, nsp_logits = model(inputs.to(device), segments.to(device))
+        mlm_labels, nsp = mlm_labels.to(device), nsp.to(device)
+        mlm = F.cross_entropy(mlm_logits.flatten(0, 1), mlm_labels.flatten(),
+                              ignore_index=IGNORE, reduction="sum")
+        n_masked = (mlm_labels != IGNORE).sum()
+        nsp_loss = F.cross_entropy(nsp_logits, nsp, reduction="sum")
+        hits = {"mlm_correct": int((mlm_logits.argmax(-1) == mlm_labels).sum()),
+                "masked": int(n_masked),
+                "nsp_correct": int((nsp_logits.argmax(-1) == nsp).sum())}
+        return mlm, nsp_loss, hits
+
+    lengths = np.array([len(s) for s in train.seqs])
+
+    def step_loss(idx: np.ndarray, rng: np.random.Generator, gen: torch.Generator) -> torch.Tensor:
+        mlm, nsp_loss, hits = losses_of([train.seqs[i] for i in idx], rng, gen, augment=True)
+        return mlm / max(1, hits["masked"]) + nsp_loss / len(idx)
+
+    def validate() -> dict:
+        assert val is not None
+        totals: Counter[str] = Counter()
+        val_lengths = np.array([len(s) for s in val.seqs])
+        for b, idx in enumerate(eval_batches(val_lengths, args.batch_size)):
+            rng = np.random.default_rng([args.seed, 10**6, b])
+            gen = torch.Generator().manual_seed(args.seed + b)
+            mlm, nsp_loss, hits = losses_of([val.seqs[i] for i in idx], rng, gen, augment=False)
+            totals.update(mlm=float(mlm), nsp=float(nsp_loss), n=len(idx), **hits)
+        mlm_loss = totals["mlm"] / max(1, totals["masked"])
+        nsp_loss = totals["nsp"] / max(1, totals["n"])
+        return {"val_loss": mlm_loss + nsp_loss, "val_mlm_loss": mlm_loss,
+                "val_nsp_loss": nsp_loss,
+                "val_mlm_accuracy": totals["mlm_correct"] / max(1, totals["masked"]),
+                "val_nsp_accuracy": totals["nsp_correct"] / max(1, totals["n"])}
+
+    job = Job(model, lengths, step_loss, validate if val and len(val) else None,
+              {"job": "pretrain", "architecture": cfg.to_dict()})
+    started = time.time()
+    state, best = run_loop(job, args, device)
+    from safetensors.torch import save_file
+
+    args.outdir.mkdir(parents=True, exist_ok=True)
+    save_file(best, args.outdir / PRETRAIN_WEIGHTS, metadata={"format": "hytax-pretrain"})
+    info = {
+        "format": "hytax-pretrain",
+        "architecture": cfg.to_dict(),
+        "vocab": list(VOCAB),
+        "window_nt": args.window_nt,
+        "training": {"train": str(train_path), "val": str(val_path) if val else None,
+                     "fragments": len(train), "steps": state.step, "epochs": state.epoch,
+                     "best_step": state.best_step, "seed": args.seed,
+                     "seconds": round(time.time() - started, 1),
+                     "val_metrics": _best_record(state)},
+    }
+    (args.outdir / PRETRAIN_CONFIG).write_text(json.dumps(info, indent=2) + "\n")
+    print(f"pre-trained encoder written to {args.outdir}", file=sys.stderr)
+    return info
+
+
+def _best_record(state: LoopState) -> dict | None:
+    return next((r for r in state.history if r["step"] == state.best_step), None)
+
+
+def load_pretrained(folder: Path) -> tuple[BertConfig, dict[str, torch.Tensor], dict]:
+    """Encoder config and weights (the `encoder.` part of a pre-training checkpoint)."""
+    from safetensors.torch import load_file
+
+    info_path, weights = folder / PRETRAIN_CONFIG, folder / PRETRAIN_WEIGHTS
+    if not info_path.is_file() or not weights.is_file():
+        raise TrainingError(f"{folder}: not a `hytax pretrain` output ({PRETRAIN_CONFIG} missing)")
+    info = json.loads(info_path.read_text())
+    state = {k.removeprefix("encoder."): v for k, v in load_file(weights).items()
+             if k.startswith("encoder.")}
+    return BertConfig(**info["architecture"]), state, info
+
+
+# --- finetune ------------------------------------------------------------------------------------
+
+
+def _labelled(fasta: Path, labels_path: Path) -> tuple[Fragments, list[dict[str, int]]]:
+    frags = read_fragments(fasta)
+    table = read_labels(labels_path)
+    missing = [i for i in frags.ids if i not in table]
+    if missing:
+        raise TrainingError(f"{labels_path}: no labels for {len(missing)} reads, e.g. {missing[0]}")
+    return frags, [table[i] for i in frags.ids]
+
+
+def predict_logps(
+    model: BertTax, frags: Fragments, window_nt: int, batch_size: int, device: torch.device
+) -> list[torch.Tensor]:
+    """Log-probabilities per rank for every fragment, in input order (forward strand)."""
+    lengths = np.array([len(s) for s in frags.seqs])
+    parts: list[tuple[np.ndarray, list[torch.Tensor]]] = []
+    for idx in eval_batches(lengths, batch_size):
+        tokens = classification_batch([frags.seqs[i] for i in idx], window_nt, None)
+        parts.append((idx, [lp.cpu() for lp in model(tokens.to(device))]))
+    n_ranks = len(parts[0][1])
+    order = np.argsort(np.concatenate([idx for idx, _ in parts]))
+    return [torch.cat([lps[r] for _, lps in parts])[order] for r in range(n_ranks)]
+
+
+def finetune(args: argparse.Namespace) -> ModelBundle:
+    from hytax.taxonomy import Taxonomy
+
+    device = setup(args)
+    train_fa, val_fa = _input(args, "train", "train.fa"), _input(args, "val", "val.fa")
+    train_lab = _input(args, "train_labels", "train.labels.tsv")
+    val_lab = _input(args, "val_labels", "val.labels.tsv")
+    if train_fa is None or train_lab is None:
+        raise TrainingError("give --data or --train and --train-labels")
+    train, train_labels = _labelled(train_fa, train_lab)
+    has_val = val_fa is not None and val_lab is not None and val_fa.is_file()
+    val, val_labels = _labelled(val_fa, val_lab) if has_val else (Fragments([], []), [])
+
+    taxonomy = Taxonomy.load(args.taxdump)
+    ranks = list(args.ranks)
+    classes = build_classes(train_labels, ranks, args.min_class_count, taxonomy.name)
+    del taxonomy  # a full NCBI dump holds ~2 GB that training has better use for
+    train.labels = label_matrix(train_labels, ranks, classes)
+    val.labels = label_matrix(val_labels, ranks, classes) if len(val) else None
+    weights = [class_weights(train.labels[:, r], len(classes[rank])).to(device)
+               for r, rank in enumerate(ranks)]
+
+    pretrain_info = None
+    if args.pretrained:
+        bert_cfg, encoder_state, pretrain_info = load_pretrained(args.pretrained)
+        window_nt = int(pretrain_info.get("window_nt", args.window_nt))
+    else:
+        bert_cfg, encoder_state, window_nt = _bert_config(args), None, args.window_nt
+    model = BertTax(bert_cfg, head_config(args.head, ranks, classes))
+    if encoder_state is not None:
+        model.encoder.load_state_dict(encoder_state)
+
+    def step_loss(idx: np.ndarray, rng: np.random.Generator, gen: torch.Generator) -> torch.Tensor:
+        tokens = classification_batch([train.seqs[i] for i in idx], window_nt, rng)
+        y = torch.from_numpy(train.labels[idx]).to(device)
+        return taxonomy_loss(model(tokens.to(device)), y, weights)
+
+    def validate() -> dict:
+        logps = predict_logps(model, val, window_nt, args.batch_size * 2, device)
+        return val_metrics(logps, torch.from_numpy(val.labels), ranks, weights)
+
+    job = Job(model, np.array([len(s) for s in train.seqs]), step_loss,
+              validate if len(val) else None,
+              {"job": "finetune", "classes": classes, "architecture": bert_cfg.to_dict()})
+    state, best = run_loop(job, args, device)
+    model.load_state_dict(best)
+    model.eval()
+
+    temperatures = {rank: 1.0 for rank in ranks}
+    final_val = None
+    if len(val):
+        with torch.no_grad():
+            logps = predict_logps(model, val, window_nt, args.batch_size * 2, device)
+        y = torch.from_numpy(val.labels)
+        final_val = val_metrics(logps, y, ranks, weights)
+        temperatures = {rank: fit_temperature(logps[r], y[:, r]) for r, rank in enumerate(ranks)}
+
+    data_dir = args.data
+    fragments_info = _fragments_info(data_dir)
+    config = {
+        "name": args.name,
+        "description": args.description,
+        "head": {"kind": args.head, "ranks": ranks},
+        "classes": classes,
+        "vocab": list(VOCAB),
+        "window_nt": window_nt,
+        "taxonomy": {"source": Path(args.taxdump).name, "release": args.taxonomy_release},
+        "calibration": {"method": "temperature", "applies_to": "softmax(log_prob / T) per rank",
+                        "fitted_on": str(val_fa) if len(val) else None,
+                        "temperature": temperatures},
+        "training": {
+            "data": {"train": str(train_fa), "train_labels": str(train_lab),
+                     "val": str(val_fa) if len(val) else None,
+                     "val_labels": str(val_lab) if len(val) else None},
+            "splits": {"train": len(train), "val": len(val),
+                       "split": fragments_info.get("split"),
+                       "fragment_lengths": fragments_info.get("lengths")},
+            "heldout_genera_file": fragments_info.get("heldout_genera_file"),
+            "pretrained": str(args.pretrained) if args.pretrained else None,
+            "pretrain_steps": (pretrain_info or {}).get("training", {}).get("steps"),
+            "epochs": state.epoch, "steps": state.step, "best_step": state.best_step,
+            "seed": args.seed, "batch_size": args.batch_size, "lr": args.lr,
+            "min_class_count": args.min_class_count,
+            "seconds": state.seconds,
+            "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "val_metrics": final_val,
+        },
+    }
+    bundle = ModelBundle(model.cpu(), config)
+    save_model(bundle, args.outdir)
+    print(f"model written to {args.outdir}"
+          + (f"; validation accuracy {final_val['val_accuracy']}" if final_val else ""),
+          file=sys.stderr)
+    return bundle
+
+
+def val_metrics(
+    logps: list[torch.Tensor], y: torch.Tensor, ranks: list[str], weights: list[torch.Tensor]
+) -> dict:
+    cpu_weights = [w.cpu() for w in weights]
+    loss = float(taxonomy_loss(logps, y, cpu_weights))
+    acc, balanced = {}, {}
+    for r, rank in enumerate(ranks):
+        pred, truth = logps[r].argmax(-1), y[:, r]
+        acc[rank] = round(float((pred == truth).float().mean()), 4)
+        per_class = [float((pred[truth == c] == c).float().mean()) for c in truth.unique()]
+        balanced[rank] = round(float(np.mean(per_class)), 4)
+    return {"val_loss": loss, "val_accuracy": acc, "val_balanced_accuracy": balanced}
+
+
+def _fragments_info(data_dir: Path | None) -> dict:
+    path = data_dir / "fragments.json" if data_dir else None
+    return json.loads(path.read_text()) if path and path.is_file() else {}
+

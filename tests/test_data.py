@@ -1,0 +1,202 @@
+"""`hytax fragments` on real genomes from shared/data (a few small ones, to stay fast)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gzip
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hytax.data import (
+    LengthSpec,
+    add_arguments,
+    allocate,
+    ambiguous_fraction,
+    make_fragments,
+    read_labels,
+)
+from hytax.seqio import read_records, reverse_complement
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+if not DATA.is_dir():
+    DATA = Path("/work/shared/data")
+GENOMES = [
+    "Shewanella_baltica_OS185_500kb",  # Proteobacteria
+    "Acinetobacter_baumannii_Kloci_x10",  # Proteobacteria
+    "Ypestis_pPCP1",  # Proteobacteria, one 9.6 kb plasmid
+    "Mycoplasma_genitalium_G37",  # Tenericutes
+    "Scerevisiae_chrI",  # Eukaryota
+    "Lambda_phage",  # Viruses (no phylum in the 2013 dump)
+]
+SYNTHETIC = "Nrich_synthetic"  # an E. coli taxid on a sequence that is mostly N
+pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="shared/data not available")
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """A genomes table of small real genomes plus an N-rich one, and a taxdump subset."""
+    from hytax.taxonomy import Taxonomy
+
+    root = tmp_path_factory.mktemp("inputs")
+    genome_dir = root / "genomes"
+    genome_dir.mkdir()
+    with open(DATA / "genomes.tsv", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh, delimiter="\t") if r["genome_id"] in GENOMES]
+    for row in rows:
+        (genome_dir / f"{row['genome_id']}.fa.gz").symlink_to(
+            DATA / "genomes" / f"{row['genome_id']}.fa.gz"
+        )
+    rng = np.random.default_rng(0)
+    bases = np.array(list("ACGT"))
+    # 600-nt blocks of sequence between 400-nt runs of N: most 300-nt draws hit an N run.
+    seq = "".join("".join(rng.choice(bases, 600)) + "N" * 400 for _ in range(30))
+    with gzip.open(genome_dir / f"{SYNTHETIC}.fa.gz", "wt") as fh:
+        fh.write(f">synthetic1\n{seq}\n")
+    rows.append({"genome_id": SYNTHETIC, "taxid": "562", "length": str(len(seq))})
+    table = root / "genomes.tsv"
+    with open(table, "w") as fh:
+        fh.write("genome_id\ttaxid\tlength\n")
+        for row in rows:
+            fh.write(f"{row['genome_id']}\t{row['taxid']}\t{row['length']}\n")
+    taxonomy = Taxonomy.load(DATA / "taxdump")
+    taxids = [int(r["taxid"]) for r in rows]
+    taxonomy.write_dump(taxonomy.closure(taxids), root / "taxdump")
+    lineage = {r["genome_id"]: taxonomy.ranks(int(r["taxid"])) for r in rows}
+    return {"table": table, "genome_dir": genome_dir, "taxdump": root / "taxdump",
+            "lineage": lineage}
+
+
+def run(inputs: dict, outdir: Path, *extra: str) -> dict:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args([
+        "--genomes", str(inputs["table"]), "--genome-dir", str(inputs["genome_dir"]),
+        "--taxdump", str(inputs["taxdump"]), "--outdir", str(outdir),
+        "--per-superkingdom", "120", "--per-genus", "120", "--seed", "5", *extra,
+    ])
+    return make_fragments(args)
+
+
+@pytest.fixture(scope="module")
+def similar(inputs: dict, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("similar")
+    return out, run(inputs, out, "--length", "300", "150:200", "--split", "similar")
+
+
+def all_records(outdir: Path) -> dict[str, tuple[str, str]]:
+    out = {}
+    for split in ("train", "val", "test"):
+        with open(outdir / f"{split}.fa") as fh:
+            lines = fh.read().split("\n")
+        for header, seq in zip(lines[0::2], lines[1::2], strict=False):
+            rid, where = header[1:].split(" ", 1)
+            out[rid] = (where, seq)
+    return out
+
+
+def test_fragments_have_the_requested_lengths(similar: tuple[Path, dict]) -> None:
+    outdir, _ = similar
+    lengths = [len(seq) for _, seq in all_records(outdir).values()]
+    assert lengths
+    assert all(n == 300 or 150 <= n <= 200 for n in lengths)
+    assert sum(n == 300 for n in lengths) > 0
+    assert sum(n != 300 for n in lengths) > 0
+    assert len({n for n in lengths if n != 300}) > 5  # a range really draws varied lengths
+
+
+def test_fragments_come_from_the_genome_at_their_coordinates(
+    similar: tuple[Path, dict], inputs: dict
+) -> None:
+    outdir, _ = similar
+    genomes = {g: {r.id: r.seq for r in read_records(inputs["genome_dir"] / f"{g}.fa.gz")}
+               for g in GENOMES}
+    strands = set()
+    for rid, (where, seq) in all_records(outdir).items():
+        genome = rid.rsplit("_", 1)[0]
+        if genome == SYNTHETIC:
+            continue
+        record, span = where.rsplit(":", 1)
+        coords, strand = span[:-3], span[-2]
+        start, end = (int(x) for x in coords.split("-"))
+        original = genomes[genome][record][start - 1 : end]
+        assert (original if strand == "+" else reverse_complement(original)) == seq
+        strands.add(strand)
+    assert strands == {"+", "-"}
+
+
+def test_labels_follow_the_taxdump_lineage(similar: tuple[Path, dict], inputs: dict) -> None:
+    outdir, _ = similar
+    labels = {}
+    for split in ("train", "val", "test"):
+        labels.update(read_labels(outdir / f"{split}.labels.tsv"))
+    assert set(labels) == set(all_records(outdir))
+    with open(outdir / "train.labels.tsv") as fh:
+        genome_of = {r["read_id"]: r["genome_id"] for r in csv.DictReader(fh, delimiter="\t")}
+    for rid, lab in labels.items():
+        genome = rid.rsplit("_", 1)[0]
+        assert lab == inputs["lineage"][genome]
+        if rid in genome_of:
+            assert genome_of[rid] == genome
+    # Spot checks against NCBI: Shewanella (Proteobacteria, Bacteria); lambda has no phylum
+    # in the 2013 dump (the curated column's Uroviricota must not leak in).
+    assert inputs["lineage"]["Shewanella_baltica_OS185_500kb"] == {
+        "superkingdom": 2, "phylum": 1224, "genus": 22}
+    assert inputs["lineage"]["Lambda_phage"]["phylum"] == 0
+    assert inputs["lineage"]["Scerevisiae_chrI"]["superkingdom"] == 2759
+
+
+def test_ambiguous_fragments_are_skipped_and_counted(similar: tuple[Path, dict]) -> None:
+    outdir, summary = similar
+    assert summary["skipped_ambiguous_by_genome"].get(SYNTHETIC, 0) > 10
+    assert json.loads((outdir / "fragments.json").read_text())["skipped_ambiguous"] >= 10
+    kept = [seq for rid, (_, seq) in all_records(outdir).items() if rid.startswith(SYNTHETIC)]
+    assert kept, "replacement draws should still find N-free windows"
+    assert all(ambiguous_fraction(seq) <= 0.0008 for seq in kept)
+
+
+def test_balanced_per_superkingdom_and_split_sizes(similar: tuple[Path, dict]) -> None:
+    _, summary = similar
+    assert summary["per_superkingdom"]["2759"] == 120  # one genome fills its superkingdom
+    assert summary["per_superkingdom"]["10239"] == 120
+    counts = summary["fragments"]
+    assert counts["test"] > 0 and counts["val"] > 0 and counts["train"] > counts["test"]
+
+
+def test_same_seed_same_fragments(similar: tuple[Path, dict], inputs: dict,
+                                  tmp_path: Path) -> None:
+    outdir, _ = similar
+    run(inputs, tmp_path, "--length", "300", "150:200", "--split", "similar")
+    for name in ("train.fa", "test.labels.tsv"):
+        assert (tmp_path / name).read_text() == (outdir / name).read_text()
+
+
+def test_nonsimilar_split_holds_out_whole_genera(inputs: dict, tmp_path: Path) -> None:
+    summary = run(inputs, tmp_path, "--length", "200", "--split", "nonsimilar",
+                  "--test-fraction", "0.3")
+    genera = {s: {lab["genus"] for lab in read_labels(tmp_path / f"{s}.labels.tsv").values()}
+              for s in ("train", "val", "test")}
+    assert genera["test"], "some genus must be held out"
+    assert not genera["test"] & genera["train"]
+    assert not genera["test"] & genera["val"]
+    with open(tmp_path / "heldout_genera.tsv") as fh:
+        listed = {int(r["genus_taxid"]) for r in csv.DictReader(fh, delimiter="\t")}
+    assert listed == genera["test"]
+    assert summary["heldout_genera_file"] == str(tmp_path / "heldout_genera.tsv")
+
+
+def test_allocate_spreads_evenly_within_capacities() -> None:
+    assert allocate(10, [100, 100]) == [5, 5]
+    assert allocate(10, [2, 100, 100]) == [2, 4, 4]
+    assert allocate(10, [1, 1]) == [1, 1]
+    assert allocate(7, [0, 10]) == [0, 7]
+
+
+def test_length_spec_parsing() -> None:
+    assert LengthSpec.parse("1500") == LengthSpec(1500, 1500)
+    assert LengthSpec.parse("150:300") == LengthSpec(150, 300)
+    with pytest.raises(argparse.ArgumentTypeError):
+        LengthSpec.parse("300:150")
