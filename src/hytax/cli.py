@@ -265,35 +265,43 @@ def _add_convert(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_convert_bertax)
 
 
-def build_parser() -> argparse.ArgumentParser:
+# Subcommands whose argument definitions live in modules that import torch (seconds to load):
+# they are only defined in full when asked for, so the pipeline's light steps start fast.
+_TRAINING = {
+    "fragments": ("hytax.data", "sample labelled fragments and split them", _fragments),
+    "pretrain": ("hytax.train", "masked 3-mers + next-sentence pre-training", _pretrain),
+    "finetune": ("hytax.train", "fine-tune a taxonomy head", _finetune),
+    "evaluate": ("hytax.evaluate", "average precision, class accuracy, PR curves", _evaluate),
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The full parser; with `command`, training subcommands other than it stay bare stubs."""
+    import importlib
+
     parser = argparse.ArgumentParser(prog="hytax", description=__doc__)
     parser.add_argument("--version", action="version", version=f"hytax {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_predict(sub)
     _add_pipeline_steps(sub)
     _add_convert(sub)
-    from hytax.data import add_arguments as add_data
-    from hytax.evaluate import add_arguments as add_evaluate
-    from hytax.train import add_arguments as add_train
-
-    add_data(sub.add_parser("fragments", help="sample labelled fragments and split them"))
-    add_train(
-        sub.add_parser("pretrain", help="masked 3-mers + next-sentence pre-training"), "pretrain"
-    )
-    add_train(sub.add_parser("finetune", help="fine-tune a taxonomy head"), "finetune")
-    add_evaluate(sub.add_parser("evaluate", help="average precision, class accuracy, PR curves"))
-    for name, handler in [
-        ("fragments", _fragments),
-        ("pretrain", _pretrain),
-        ("finetune", _finetune),
-        ("evaluate", _evaluate),
-    ]:
-        sub.choices[name].set_defaults(handler=handler)
+    for name, (module, help_text, handler) in _TRAINING.items():
+        p = sub.add_parser(name, help=help_text)
+        if command in (None, name):
+            extra = (name,) if module == "hytax.train" else ()
+            importlib.import_module(module).add_arguments(p, *extra)
+        p.set_defaults(handler=handler)
     return parser
 
 
+def _command(argv: list[str]) -> str | None:
+    """The subcommand named on the command line ('' when none, e.g. `hytax --version`)."""
+    return next((a for a in argv if not a.startswith("-")), "")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(_command(argv)).parse_args(argv)
     handler: Handler = args.handler
     try:
         return int(handler(args) or 0)
