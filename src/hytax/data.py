@@ -26,8 +26,8 @@ import numpy as np
 
 from hytax.errors import HytaxError
 from hytax.seqio import read_records, reverse_complement
+from hytax.taxonomy import RANKS
 
-RANKS = ("superkingdom", "phylum", "genus")
 LABEL_COLUMNS = ("read_id", *(f"{r}_taxid" for r in RANKS), "genome_id")
 SPLITS = ("train", "val", "test")
 AMBIGUOUS_TABLE = bytes(0 if chr(b) in "ACGT" else 1 for b in range(256))
