@@ -389,7 +389,9 @@ def plot_pr(path: Path, title: str, curves: dict[str, RankResult]) -> None:
     for method, result in curves.items():
         p, r = result.curve_top1
         ap = result.metrics["average_precision_top1"]
-        ax.step(np.r_[0.0, r], np.r_[p[:1] if len(p) else [1.0], p], where="post",
+        style = {"mmseqs2": ":", "bertax": "--", "hybrid": "-"}[method]  # hybrid may cover mmseqs2
+        ax.step(np.r_[0.0, r], np.r_[p[:1] if len(p) else [1.0], p], where="post", ls=style,
+                lw=2.2 if method == "mmseqs2" else 1.4, zorder=3 if method == "mmseqs2" else 2,
                 label=f"{METHOD_LABELS[method]} (AP {ap:.3f})")
     ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="recall", ylabel="precision", title=title)
     ax.legend(loc="lower left", fontsize=8)
