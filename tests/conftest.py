@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
 import pytest
 
+from hytax.taxonomy import Taxonomy
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("HYTAX_SHARED_DATA", REPO.parent / "shared" / "data"))
+TAXDUMP_2013 = SHARED_DATA / "taxdump"
+# A hand-written excerpt of NCBI's 2025 layout (domain, realm, acellular root).
+DUMP_2025 = Path(__file__).parent / "data" / "taxonomy" / "ncbi2025"
+
+
+@functools.lru_cache(maxsize=1)
+def full_taxonomy() -> Taxonomy:
+    """The complete 2013 dump, loaded once per test session (its load is the slowest step)."""
+    if not (TAXDUMP_2013 / "nodes.dmp.gz").is_file():
+        pytest.fail(f"real taxdump not found at {TAXDUMP_2013} (set HYTAX_SHARED_DATA)")
+    return Taxonomy.load(TAXDUMP_2013)
 
 
 @pytest.fixture(scope="session")

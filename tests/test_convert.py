@@ -12,6 +12,7 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from conftest import DUMP_2025
 
 from hytax.convert import (
     BERTAX_CLASSES,
@@ -29,7 +30,6 @@ KERAS = Path(__file__).parent / "data" / "keras"
 MODEL_H5 = KERAS / "bertax_tiny.h5"
 WEIGHTS_H5 = KERAS / "bertax_tiny_weights.h5"
 CLASSES = KERAS / "classes.json"
-DUMP_2025 = Path(__file__).parent / "data" / "taxonomy" / "ncbi2025"
 RANKS = ["superkingdom", "phylum", "genus"]
 
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import SHARED_DATA as DATA
+from conftest import full_taxonomy
 
 from hytax.data import (
     LengthSpec,
@@ -21,9 +23,6 @@ from hytax.data import (
 )
 from hytax.seqio import read_records, reverse_complement
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-if not DATA.is_dir():
-    DATA = Path("/work/shared/data")
 GENOMES = [
     "Shewanella_baltica_OS185_500kb",  # Proteobacteria
     "Acinetobacter_baumannii_Kloci_x10",  # Proteobacteria
@@ -33,13 +32,11 @@ GENOMES = [
     "Lambda_phage",  # Viruses (no phylum in the 2013 dump)
 ]
 SYNTHETIC = "Nrich_synthetic"  # an E. coli taxid on a sequence that is mostly N
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="shared/data not available")
 
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A genomes table of small real genomes plus an N-rich one, and a taxdump subset."""
-    from hytax.taxonomy import Taxonomy
 
     root = tmp_path_factory.mktemp("inputs")
     genome_dir = root / "genomes"
@@ -62,7 +59,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> dict:
         fh.write("genome_id\ttaxid\tlength\n")
         for row in rows:
             fh.write(f"{row['genome_id']}\t{row['taxid']}\t{row['length']}\n")
-    taxonomy = Taxonomy.load(DATA / "taxdump")
+    taxonomy = full_taxonomy()
     taxids = [int(r["taxid"]) for r in rows]
     taxonomy.write_dump(taxonomy.closure(taxids), root / "taxdump")
     lineage = {r["genome_id"]: taxonomy.ranks(int(r["taxid"])) for r in rows}

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from test_taxonomy import SHARED, full_taxonomy
+from conftest import SHARED_DATA as SHARED
+from conftest import full_taxonomy
 
 from hytax.errors import HytaxError
 from hytax.merge import BERTAX_COLUMNS, CLAIMS_HEADER, MERGED_HEADER, merge, route

@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from test_taxonomy import DUMP_2025, full_taxonomy
+from conftest import DUMP_2025, full_taxonomy
 
 from hytax.errors import HytaxError
 from hytax.merge import MERGED_HEADER

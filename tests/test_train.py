@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import SHARED_DATA as DATA
 
 from hytax.data import Genome, LengthSpec, sample_genome, write_split
 from hytax.model import load_model
@@ -31,11 +32,6 @@ from hytax.train import (
     pretrain,
     read_fragments,
 )
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-if not DATA.is_dir():
-    DATA = Path("/work/shared/data")
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="shared/data not available")
 
 # Two clearly different superkingdoms: a GC-rich bacterium and an AT-rich yeast chromosome.
 BACTERIUM = ("Akkermansia_muciniphila_BAA835_500kb", 349741,
@@ -177,8 +173,6 @@ def write_taxdump(folder: Path) -> Path:
 @pytest.fixture(scope="module")
 def two_kingdoms(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """300-nt fragments of a bacterium and a eukaryote, split 70/10/20 at random."""
-    if not DATA.is_dir():
-        pytest.skip("shared/data not available")
     root = tmp_path_factory.mktemp("two_kingdoms")
     splits: dict[str, list] = {"train": [], "val": [], "test": []}
     for genome_id, taxid, labels in (BACTERIUM, EUKARYOTE):
@@ -207,7 +201,6 @@ def finetune_args(data: Path, outdir: Path, *extra: str) -> argparse.Namespace:
                  "--progress", "off", "--log-every", "0", "--seed", "3", *TINY, *extra)
 
 
-@needs_data
 def test_short_finetune_separates_two_superkingdoms(two_kingdoms: Path, tmp_path: Path) -> None:
     args = finetune_args(two_kingdoms, tmp_path / "model", "--max-epochs", "4",
                          "--patience", "2", "--time-limit", "1.5")
@@ -239,7 +232,6 @@ def test_short_finetune_separates_two_superkingdoms(two_kingdoms: Path, tmp_path
     assert files <= {".json", ".safetensors", ".jsonl"}
 
 
-@needs_data
 def test_resume_continues_the_step_count(two_kingdoms: Path, tmp_path: Path) -> None:
     out = tmp_path / "model"
     finetune(finetune_args(two_kingdoms, out, "--max-steps", "3", "--eval-every", "2"))
@@ -253,7 +245,6 @@ def test_resume_continues_the_step_count(two_kingdoms: Path, tmp_path: Path) -> 
     assert json.loads((out / "config.json").read_text())["training"]["steps"] == 5
 
 
-@needs_data
 def test_pretrain_writes_an_encoder_finetune_can_load(two_kingdoms: Path, tmp_path: Path) -> None:
     args = parse("pretrain", "--data", str(two_kingdoms), "--outdir", str(tmp_path / "pt"),
                  "--max-steps", "2", "--batch-size", "8", "--threads", "2",
