@@ -59,6 +59,19 @@ def test_padding_does_not_change_a_result(ecoli: str) -> None:
         assert torch.allclose(a[0], p[1], atol=1e-5)
 
 
+def test_cls_only_last_block_matches_the_full_encoder(ecoli: str) -> None:
+    """Classification computes only the [CLS] row of the last block; it must be the same row."""
+    torch.manual_seed(0)
+    encoder = build_model(tiny_config()).eval().encoder
+    tokens = _tokens([ecoli[5000:6500], ecoli[:150]])
+    with torch.inference_mode():
+        full_seq, full_pooled = encoder(tokens)
+        cls_seq, cls_pooled = encoder(tokens, cls_only=True)
+    assert cls_seq.shape == (2, 1, full_seq.shape[2])
+    assert torch.allclose(cls_seq[:, 0], full_seq[:, 0], atol=1e-5)
+    assert torch.allclose(cls_pooled, full_pooled, atol=1e-5)
+
+
 def test_all_in_one_feeds_higher_rank_probabilities_down(ecoli: str) -> None:
     torch.manual_seed(0)
     model = build_model(tiny_config()).eval()

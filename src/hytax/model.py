@@ -7,6 +7,7 @@ usual PyTorch BERT (tanh-approximated GELU, layer-norm epsilon).
 
 from __future__ import annotations
 
+import ctypes
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -68,16 +69,25 @@ class Block(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
         self.gelu = cfg.gelu
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        b, t, h = x.shape
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None, cls_only: bool = False
+    ) -> torch.Tensor:
+        """`cls_only` returns just the [CLS] row ([B,1,H]): all a classifier needs of the last
+        block, and it skips most of that block's work (queries, attention rows, feed-forward)."""
+        b, _, h = x.shape
         d = h // self.heads
 
         def split(y: torch.Tensor) -> torch.Tensor:
-            return y.view(b, t, self.heads, d).transpose(1, 2)
+            return y.view(b, -1, self.heads, d).transpose(1, 2)
 
+        keys = x
+        if cls_only:
+            x = x[:, :1]
+        t = x.shape[1]
         drop = self.dropout.p if self.training else 0.0
         a = F.scaled_dot_product_attention(
-            split(self.q(x)), split(self.k(x)), split(self.v(x)), attn_mask=mask, dropout_p=drop
+            split(self.q(x)), split(self.k(keys)), split(self.v(keys)), attn_mask=mask,
+            dropout_p=drop,
         )
         x = self.attn_norm(x + self.dropout(self.o(a.transpose(1, 2).reshape(b, t, h))))
         f = self.ff_out(F.gelu(self.ff_in(x), approximate=self.gelu))
@@ -98,9 +108,10 @@ class BertEncoder(nn.Module):
         self.apply(_init_weights)
 
     def forward(
-        self, tokens: torch.Tensor, segments: torch.Tensor | None = None
+        self, tokens: torch.Tensor, segments: torch.Tensor | None = None, cls_only: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return (sequence output [B,T,H], pooled [CLS] output [B,H]); [PAD] is never attended."""
+        """Return (sequence output [B,T,H], pooled [CLS] output [B,H]); [PAD] is never attended.
+        With `cls_only` the sequence output is the [CLS] row alone ([B,1,H])."""
         positions = torch.arange(tokens.shape[1], device=tokens.device)
         x = self.token(tokens) + self.position(positions)
         x = x + (self.segment(segments) if segments is not None else self.segment.weight[0])
@@ -108,8 +119,9 @@ class BertEncoder(nn.Module):
         x = self.embed_norm(self.dropout(x))
         keep = tokens != PAD
         mask = None if bool(keep.all()) else keep[:, None, None, :]
-        for block in self.blocks:
-            x = block(x, mask)
+        last = len(self.blocks) - 1
+        for i, block in enumerate(self.blocks):
+            x = block(x, mask, cls_only=cls_only and i == last)
         return x, torch.tanh(self.pooler(x[:, 0]))
 
 
@@ -185,7 +197,7 @@ class BertTax(nn.Module):
         self.head = TaxonomyHead(bert.hidden, head)
 
     def forward(self, tokens: torch.Tensor) -> list[torch.Tensor]:
-        return self.head(self.encoder(tokens)[1])
+        return self.head(self.encoder(tokens, cls_only=True)[1])
 
 
 class BertPretraining(nn.Module):
@@ -225,6 +237,23 @@ def attention_flops(cfg: BertConfig, tokens: int) -> float:
     dense = 2 * tokens * (4 * cfg.hidden**2 + 2 * cfg.hidden * cfg.intermediate)
     attn = 4 * tokens**2 * cfg.hidden
     return cfg.layers * (dense + attn)
+
+
+def keep_freed_cpu_memory() -> None:
+    """Let glibc keep freed tensor buffers for reuse instead of unmapping them.
+
+    By default every allocation above 32 MB is a fresh mmap, so each batch's activations (a
+    1500-nt batch's feed-forward output is ~65 MB) arrive as new pages, and the page faults cost
+    about a quarter of CPU prediction time (benchmarks/predict_throughput.py). Outside glibc this
+    does nothing.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    libc.mallopt(m_mmap_threshold, 1 << 30)
+    libc.mallopt(m_trim_threshold, 1 << 30)
 
 
 # --- model files: safetensors weights + JSON config (never pickle) -----------------------------

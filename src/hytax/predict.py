@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from hytax.errors import HytaxError
-from hytax.model import ModelBundle, load_model
+from hytax.model import ModelBundle, keep_freed_cpu_memory, load_model
 from hytax.seqio import Read, read_units, reverse_complement
 from hytax.tokenizer import PAD, encode, informative, windows
 
@@ -70,6 +70,8 @@ class Predictor:
         if options.threads > 0:
             torch.set_num_threads(options.threads)
         self.precision = resolve_precision(options.precision, self.device)
+        if self.device.type == "cpu":
+            keep_freed_cpu_memory()
         model = bundle.model.eval()
         if self.precision == "int8":
             model = _quantize_int8(model)

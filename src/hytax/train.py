@@ -34,6 +34,7 @@ from hytax.model import (
     BertTax,
     ModelBundle,
     head_config,
+    keep_freed_cpu_memory,
     save_model,
 )
 from hytax.seqio import read_records, reverse_complement
@@ -546,6 +547,7 @@ def setup(args: argparse.Namespace) -> torch.device:
     torch.manual_seed(args.seed)
     if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()):
         return torch.device("cuda")
+    keep_freed_cpu_memory()
     return torch.device("cpu")
 
 
