@@ -322,13 +322,15 @@ def mmseqs_alone(units: Path, lca: Path, aln: Path, taxdump: Path, out: Path) ->
 
 def hybrid(
     units: Path, lca: Path, aln: Path, taxdump: Path, out: Path, min_identity: dict[str, float],
-    min_confidence: float, route_mode: str, bertax: Path | None, model: Path, threads: int,
+    min_aln_fraction: float, min_confidence: float, route_mode: str, bertax: Path | None,
+    model: Path, threads: int,
 ) -> tuple[int, int]:
     """route -> predict on the routed reads (or take their rows of `bertax`) -> merge."""
     claims, routed, predicted = (out.with_suffix(s) for s in (".claims.tsv", ".routed.fa",
                                                               ".routed.bertax.tsv"))
     n, n_routed = route(units=units, lca=lca, aln=aln, taxdump=taxdump, mode=route_mode,
-                        min_identity=min_identity, claims_out=claims, routed_out=routed)
+                        min_identity=min_identity, min_aln_fraction=min_aln_fraction,
+                        claims_out=claims, routed_out=routed)
     if bertax is None:
         predict(model, routed, predicted, threads)
     else:
@@ -463,29 +465,32 @@ def tune(
     rows = []
     for lca_mode in args.tune_lca_modes:
         lca, aln = classify(mm, fasta, db, work / "mmseqs", lca_mode)
-        grid = [(m, s, c) for m in args.tune_route for s in args.tune_identity
-                for c in args.tune_min_confidence]
-        for mode, setting, conf in grid:
-            name = f"lca{lca_mode}_{mode}_{identity_text(setting).replace(',', '_')}_conf{conf:g}"
+        grid = [(m, s, a, c) for m in args.tune_route for s in args.tune_identity
+                for a in args.tune_aln_fraction for c in args.tune_min_confidence]
+        for mode, setting, aln_fraction, conf in grid:
+            name = (f"lca{lca_mode}_{mode}_{identity_text(setting).replace(',', '_')}"
+                    f"_aln{aln_fraction:g}_conf{conf:g}")
             out = work / f"hybrid_{name}.tsv"
-            _, n_routed = hybrid(fasta, lca, aln, taxdump, out, setting, conf,
+            _, n_routed = hybrid(fasta, lca, aln, taxdump, out, setting, aln_fraction, conf,
                                  mode, bertax, args.model, args.threads)
             summary, _ = score(out, labels)
             ap = {r: summary["ranks"][r]["average_precision"] for r in RANKS}
             rows.append({"lca_mode": lca_mode, "route": mode,
                          "min_identity": identity_text(setting),
+                         "min_aln_fraction": aln_fraction,
                          "min_confidence": conf, "routed": n_routed,
                          "reads": summary["reads"], "average_precision": ap,
                          "mean_average_precision": round(float(np.mean(list(ap.values()))), 6)})
             log(f"tune {split.name}: lca {lca_mode}, {mode}, {identity_text(setting)}, "
-                f"conf {conf:g}: AP " + " ".join(f"{r} {v:.3f}" for r, v in ap.items()))
+                f"aln {aln_fraction:g}, conf {conf:g}: AP "
+                + " ".join(f"{r} {v:.3f}" for r, v in ap.items()))
     return rows
 
 
 def evaluate_split(
     split: SplitData, mm: Mmseqs, taxdump: Path, data: Path, args: argparse.Namespace,
-    lca_mode: int, setting: dict[str, float], min_confidence: float, route_mode: str,
-    plots: Path,
+    lca_mode: int, setting: dict[str, float], min_aln_fraction: float, min_confidence: float,
+    route_mode: str, plots: Path,
 ) -> dict:
     work = args.outdir / split.name
     db = build_reference(mm, split.name, split.reference, data, taxdump, args.outdir)
@@ -505,7 +510,8 @@ def evaluate_split(
         lca, aln = (lca3, aln3) if lca_mode == 3 else classify(mm, fasta, db, d / "mmseqs",
                                                                lca_mode)
         _, n_routed = hybrid(fasta, lca, aln, taxdump, d / "hybrid.tsv", setting,
-                             min_confidence, route_mode, None, args.model, args.threads)
+                             min_aln_fraction, min_confidence, route_mode, None, args.model,
+                             args.threads)
         per_method: dict = {}
         curves: dict[str, dict[str, RankResult]] = {r: {} for r in RANKS}
         for method in METHODS:
@@ -564,7 +570,8 @@ def markdown(report: dict) -> str:
             lines += [
                 f"### {split}, {length} nt ({r['fragments']} fragments; hybrid: lca-mode "
                 f"{chosen['lca_mode']}, route {chosen['route']}, min identity "
-                f"{chosen['min_identity']}, min confidence "
+                f"{chosen['min_identity']}, min alignment fraction "
+                f"{chosen['min_aln_fraction']:g}, min confidence "
                 f"{chosen['min_confidence']:g}, "
                 f"{r['routed']} routed to BERTax)", "",
                 "| rank | method | AP | mean class accuracy | accuracy | classified |",
@@ -579,17 +586,17 @@ def markdown(report: dict) -> str:
                         f"| {m['classified']:.1%} |")
             lines.append("")
     lines += ["## Routing tuned on validation", "",
-              "| split | lca-mode | route | min identity | min confidence | routed "
-              "| AP superkingdom | AP phylum | AP genus | mean AP | chosen |",
-              "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---|"]
+              "| split | lca-mode | route | min identity | min aln fraction | min confidence "
+              "| routed | AP superkingdom | AP phylum | AP genus | mean AP | chosen |",
+              "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for split, s in report["splits"].items():
         for t in s["tuning"]:
             ap = t["average_precision"]
-            keys = ("lca_mode", "route", "min_identity", "min_confidence")
+            keys = ("lca_mode", "route", "min_identity", "min_aln_fraction", "min_confidence")
             mark = "**yes**" if all(t[k] == s["chosen"][k] for k in keys) else ""
             lines.append(
                 f"| {split} | {t['lca_mode']} | {t['route']} | {t['min_identity']} "
-                f"| {t['min_confidence']:g} "
+                f"| {t['min_aln_fraction']:g} | {t['min_confidence']:g} "
                 f"| {t['routed']}/{t['reads']} "
                 f"| {ap['superkingdom']:.1%} | {ap['phylum']:.1%} | {ap['genus']:.1%} "
                 f"| {t['mean_average_precision']:.1%} | {mark} |")
@@ -635,6 +642,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--min-identity", type=parse_identity,
                    help="fix the hybrid's identity minimums (default: best on validation)")
     p.add_argument("--lca-mode", type=int, help="fix the hybrid's --lca-mode (default: tuned)")
+    p.add_argument("--tune-aln-fraction", type=float, nargs="+", default=[0.0, 0.5, 0.8],
+                   help="MMseqs2 minimum alignment fractions to try (hytax route "
+                        "--min-aln-fraction)")
+    p.add_argument("--min-aln-fraction", type=float,
+                   help="fix the hybrid's minimum alignment fraction (default: tuned)")
     p.add_argument("--tune-min-confidence", type=float, nargs="+", default=[0.5, 0.2],
                    help="hytax merge --min-confidence values tried on validation")
     p.add_argument("--min-confidence", type=float,
@@ -720,23 +732,27 @@ def main(argv: list[str] | None = None) -> dict:
         if tuning:
             best = max(tuning, key=lambda t: t["mean_average_precision"])  # first of ties
             chosen = {k: best[k] for k in ("lca_mode", "route", "min_identity",
-                                            "min_confidence")}
+                                            "min_aln_fraction", "min_confidence")}
         else:
             chosen = {"lca_mode": 3, "route": "unclassified", "min_identity": "none",
-                      "min_confidence": 0.5}
+                      "min_aln_fraction": 0.0, "min_confidence": 0.5}
         if args.lca_mode is not None:
             chosen["lca_mode"] = args.lca_mode
         if args.min_identity is not None:
             chosen["min_identity"] = identity_text(args.min_identity)
+        if args.min_aln_fraction is not None:
+            chosen["min_aln_fraction"] = args.min_aln_fraction
         if args.min_confidence is not None:
             chosen["min_confidence"] = args.min_confidence
         if args.route is not None:
             chosen["route"] = args.route
         log(f"{split.name}: hybrid uses lca-mode {chosen['lca_mode']}, {chosen['route']}, "
-            f"min identity {chosen['min_identity']}, min confidence {chosen['min_confidence']}")
+            f"min identity {chosen['min_identity']}, min aln fraction "
+            f"{chosen['min_aln_fraction']}, min confidence {chosen['min_confidence']}")
         results = evaluate_split(split, mm, taxdump, data, args, chosen["lca_mode"],
                                  parse_identity(chosen["min_identity"]),
-                                 chosen["min_confidence"], chosen["route"], plots)
+                                 chosen["min_aln_fraction"], chosen["min_confidence"],
+                                 chosen["route"], plots)
         report["splits"][split.name] = {
             "heldout_genera": genus_names(taxdump, split.heldout),
             "validation": {"fragments": len(split.val),

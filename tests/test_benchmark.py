@@ -108,8 +108,11 @@ def test_hybrid_keeps_mmseqs2_claims(run: tuple[Path, dict]) -> None:
     """Where MMseqs2 alone answers a rank, the hybrid gives the same taxon from MMseqs2."""
     outdir, report = run
     for split, s in report["splits"].items():
-        if s["chosen"]["min_identity"] != "none" or s["chosen"]["lca_mode"] != 3:
-            continue  # identity minimums or another LCA mode change the claims
+        chosen = s["chosen"]
+        if chosen["min_identity"] != "none" or chosen["min_aln_fraction"] or (
+            chosen["lca_mode"] != 3
+        ):
+            continue  # identity or alignment minimums or another LCA mode change the claims
         for length in report["config"]["lengths"]:
             folder = outdir / split / f"test_{length}"
             rows = {}
@@ -131,6 +134,7 @@ def test_reports(bench: ModuleType, run: tuple[Path, dict]) -> None:
     for split, s in saved["splits"].items():
         assert s["tuning"], f"{split}: no routing setting tried on validation"
         assert {t["lca_mode"] for t in s["tuning"]} == {1, 3}
+        assert {t["min_aln_fraction"] for t in s["tuning"]} == {0.0, 0.5, 0.8}
         for length, result in s["results"]["lengths"].items():
             assert set(result["methods"]) == set(bench.METHODS)
             for method, m in result["methods"].items():

@@ -65,6 +65,12 @@ def _reads(rng: random.Random) -> tuple[list[tuple[str, str]], dict[str, str], d
         rid = f"Ecoli_mutated_{i}"
         reads.append((rid, _mutate(ecoli[start:start + READ_LEN], 0.08, rng)))
         origin[rid] = "Ecoli_K12_MG1655"
+    # chimeras: half E. coli, half H. pylori (absent); the best hit covers about half the read
+    pylori = _genome("Hpylori_ELS37", 150_000)
+    for i in range(10):
+        a, b = rng.randrange(len(ecoli) - READ_LEN), rng.randrange(len(pylori) - READ_LEN)
+        half = READ_LEN // 2
+        reads.append((f"chimera_{i}", ecoli[a:a + half] + pylori[b:b + READ_LEN - half]))
     rng.shuffle(reads)
     # reads BERTax cannot see at all: only N, and shorter than a 3-mer
     reads += [("all_N", "N" * READ_LEN), ("too_short", "AC")]
@@ -214,6 +220,31 @@ def test_route_identity_cuts_ranks_below(mmseqs_run: MmseqsRun, tmp_path: Path) 
         if row["read_id"] in {r["read_id"] for r in far}:
             assert [row[f"{r}_taxid"] for r in RANKS] == ["0", "0", "0"]
             assert row["read_id"] in routed
+
+
+def test_route_min_aln_fraction_clears_partial_hits(mmseqs_run: MmseqsRun,
+                                                    tmp_path: Path) -> None:
+    best: dict[str, tuple[float, int]] = {}
+    for line in mmseqs_run.aln.read_text().splitlines():
+        query, _, _, alnlen, _, bits, _ = line.split("\t")
+        if query not in best or float(bits) > best[query][0]:
+            best[query] = (float(bits), int(alnlen))
+    partial = {q for q, (_, n) in best.items() if n < 0.8 * READ_LEN}
+    assert {f"chimera_{i}" for i in range(10)} & partial  # the chimeras' hits are partial
+    full = set(best) - partial
+
+    claims, routed = _route(mmseqs_run, tmp_path)
+    claimed = {r["read_id"] for r in claims if r["superkingdom_taxid"] != "0"}
+    assert partial & claimed  # without a minimum MMseqs2 claims them ...
+    claims, routed = _route(mmseqs_run, tmp_path, min_aln_fraction=0.8)
+    by_id = {r["read_id"]: r for r in claims}
+    for query in partial:  # ... with one, nothing: they go to BERTax
+        assert [by_id[query][f"{r}_taxid"] for r in RANKS] == ["0", "0", "0"]
+        assert query in routed
+    assert full and all(by_id[q]["superkingdom_taxid"] != "0" for q in full)
+    assert not full & set(routed)
+    with pytest.raises(HytaxError, match=r"--min-aln-fraction 1\.5"):
+        _route(mmseqs_run, tmp_path, min_aln_fraction=1.5)
 
 
 def test_route_without_aln(mmseqs_run: MmseqsRun, tmp_path: Path) -> None:

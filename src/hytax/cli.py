@@ -68,6 +68,7 @@ def _route(args: argparse.Namespace) -> None:
         mode=args.route,
         route_rank=args.route_rank,
         min_identity=args.min_identity,
+        min_aln_fraction=args.min_aln_fraction,
         claims_out=args.claims,
         routed_out=args.routed,
     )
@@ -188,6 +189,12 @@ def _add_pipeline_steps(sub: argparse._SubParsersAction) -> None:
         type=_rank_thresholds,
         default={},
         help="per-rank minimum best-hit identity, e.g. genus=0.95,phylum=0.8",
+    )
+    p.add_argument(
+        "--min-aln-fraction",
+        type=float,
+        default=0.0,
+        help="MMseqs2 claims nothing when its best hit covers less of the read (0-1; default 0)",
     )
     p.add_argument("--claims", required=True, type=Path, help="output: MMseqs2 claims TSV")
     p.add_argument("--routed", required=True, type=Path, help="output: reads for BERTax (FASTA)")

@@ -381,6 +381,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-fraction", type=float, default=0.1)
     parser.add_argument("--val-fraction", type=float, default=0.05,
                         help="share of the non-test fragments used for validation")
+    parser.add_argument(
+        "--holdout-genus",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="TAXID",
+        help="non-similar: also hold out these genera (e.g. to put an archaeon in the test set)",
+    )
     parser.add_argument("--seed", type=int, default=1)
 
 
@@ -412,6 +420,7 @@ def make_fragments(args: argparse.Namespace) -> dict:
     heldout_path = None
     if args.split == "nonsimilar":
         heldout = choose_heldout_genera(fragments, args.test_fraction, rng)
+        heldout |= _taxids_present(args.holdout_genus, fragments)
         splits = split_nonsimilar(fragments, heldout, args.val_fraction, rng)
         heldout_path = args.outdir / "heldout_genera.tsv"
         write_heldout(heldout_path, heldout, fragments)
@@ -441,6 +450,14 @@ def make_fragments(args: argparse.Namespace) -> dict:
         file=sys.stderr,
     )
     return summary
+
+
+def _taxids_present(genera: list[int], fragments: list[Fragment]) -> set[int]:
+    present = {f.genome.labels["genus"] for f in fragments}
+    missing = sorted(set(genera) - present)
+    if missing:
+        raise FragmentError(f"--holdout-genus: no sampled genome in genus {missing}")
+    return set(genera)
 
 
 def _count_by(fragments: list[Fragment], rank: str) -> dict[str, int]:

@@ -121,10 +121,16 @@ def read_lca(path: Path) -> dict[str, _Lca]:
     return out
 
 
-def read_best_identity(path: Path) -> dict[str, float]:
-    """query -> fident of its best hit (highest bit score) from `mmseqs convertalis` output
+@dataclass(frozen=True)
+class BestHit:
+    identity: float  # fident, 0-1
+    aln_len: int  # alignment length in nucleotides
+
+
+def read_best_hits(path: Path) -> dict[str, BestHit]:
+    """query -> its best hit (highest bit score) from `mmseqs convertalis` output
     with --format-output query,target,fident,alnlen,evalue,bits[,...]."""
-    best: dict[str, tuple[float, float]] = {}
+    best: dict[str, tuple[float, BestHit]] = {}
     for number, fields in tsv_rows(path):
         if len(fields) < 6:
             raise HytaxError(
@@ -132,14 +138,15 @@ def read_best_identity(path: Path) -> dict[str, float]:
                 f"(mmseqs convertalis --format-output), found {len(fields)} column(s)"
             )
         identity = _fraction(path, number, fields[2], "fident")
+        aln_len = _int(path, number, fields[3], "alnlen")
         try:
             bits = float(fields[5])
         except ValueError:
             raise HytaxError(f"{path}: line {number}: bits '{fields[5]}' is not a number") from None
         query = fields[0]
         if query not in best or bits > best[query][0]:
-            best[query] = (bits, identity)
-    return {query: identity for query, (_, identity) in best.items()}
+            best[query] = (bits, BestHit(identity, aln_len))
+    return {query: hit for query, (_, hit) in best.items()}
 
 
 def cut_claims(
@@ -176,12 +183,19 @@ def route(
     mode: str = "unclassified",
     route_rank: str = "genus",
     min_identity: dict[str, float] | None = None,
+    min_aln_fraction: float = 0.0,
     claims_out: str | Path,
     routed_out: str | Path,
 ) -> tuple[int, int]:
     """Write the claims TSV (every prepared read once, in order) and the FASTA of the reads that
-    BERTax should classify. Returns (reads, routed reads)."""
+    BERTax should classify. Returns (reads, routed reads).
+
+    `min_aln_fraction`: MMseqs2 claims nothing when its best hit aligns less than this share of
+    the read. A short conserved stretch (rRNA, a mobile element) can match at high identity in a
+    genome of another phylum; identity minimums cannot catch that, the alignment length can."""
     min_identity = dict(min_identity or {})
+    if not 0.0 <= min_aln_fraction <= 1.0:
+        raise HytaxError(f"--min-aln-fraction {min_aln_fraction}: expected a fraction in 0-1")
     if mode not in ROUTE_MODES:
         raise HytaxError(f"route mode '{mode}': expected one of {', '.join(ROUTE_MODES)}")
     _check_rank(route_rank, "--route-rank")
@@ -189,13 +203,16 @@ def route(
         _check_rank(rank, "--min-identity")
         if not 0.0 <= minimum <= 1.0:
             raise HytaxError(f"--min-identity {rank}={minimum}: expected a fraction in 0-1")
-    if aln is None and any(v > 0 for v in min_identity.values()):
-        raise HytaxError("--min-identity needs the alignment TSV (--aln) to know identities")
+    if aln is None and (any(v > 0 for v in min_identity.values()) or min_aln_fraction > 0):
+        raise HytaxError(
+            "--min-identity and --min-aln-fraction need the alignment TSV (--aln) of the hits"
+        )
 
     lca_path = Path(lca)
     taxonomy = Taxonomy.load(taxdump)
     lcas = read_lca(lca_path)
-    identities = read_best_identity(Path(aln)) if aln is not None else {}
+    hits = read_best_hits(Path(aln)) if aln is not None else {}
+    no_hit = BestHit(0.0, 0)
     resolved: dict[int, dict[str, int]] = {}  # per LCA taxid, without identity cuts
 
     seen: set[str] = set()
@@ -208,12 +225,15 @@ def route(
             seen.add(read.id)
             hit = lcas.get(read.id)
             lca_taxid, lca_rank = (hit.taxid, hit.rank) if hit else (0, "no rank")
-            identity = identities.get(read.id, 0.0)
+            best = hits.get(read.id, no_hit)
+            identity = best.identity
             if lca_taxid not in resolved:
                 assert hit is not None or lca_taxid == 0
                 taxid = _resolve(taxonomy, lca_taxid, lca_path, hit.line if hit else 0)
                 resolved[lca_taxid] = taxonomy.ranks(taxid, RANKS)
             claims = cut_claims(resolved[lca_taxid], identity, min_identity)
+            if best.aln_len < min_aln_fraction * len(read.seq):
+                claims = dict.fromkeys(claims, 0)
             claims_fh.write(
                 f"{read.id}\t{lca_taxid}\t{lca_rank}\t{_format_fraction(identity)}\t"
                 + "\t".join(str(claims[rank]) for rank in RANKS) + "\n"
