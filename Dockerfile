@@ -56,7 +56,7 @@ RUN --mount=type=secret,id=ca \
         /tmp/hytax-build/pyproject.toml > /tmp/hytax-build/requirements.txt; \
     cat /tmp/hytax-build/requirements.txt; \
     pip install --no-cache-dir -r /tmp/hytax-build/requirements.txt \
-        "torch==${TORCH_VERSION}" "multiqc==${MULTIQC_VERSION}"; \
+        "torch==${TORCH_VERSION}" "multiqc==${MULTIQC_VERSION}" "setuptools>=77"; \
     rm -rf /tmp/hytax-build
 
 # hytax itself: no network needed (no deps, setuptools already in the venv).

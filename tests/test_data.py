@@ -14,6 +14,7 @@ from conftest import SHARED_DATA as DATA
 from conftest import full_taxonomy
 
 from hytax.data import (
+    FragmentError,
     LengthSpec,
     add_arguments,
     allocate,
@@ -183,6 +184,23 @@ def test_nonsimilar_split_holds_out_whole_genera(inputs: dict, tmp_path: Path) -
         listed = {int(r["genus_taxid"]) for r in csv.DictReader(fh, delimiter="\t")}
     assert listed == genera["test"]
     assert summary["heldout_genera_file"] == str(tmp_path / "heldout_genera.tsv")
+
+
+def test_holdout_genus_adds_a_genus_the_split_would_keep(inputs: dict, tmp_path: Path) -> None:
+    # Mycoplasma is its phylum's only genus here, so the automatic choice never holds it out
+    mycoplasma = inputs["lineage"]["Mycoplasma_genitalium_G37"]["genus"]
+    run(inputs, tmp_path / "auto", "--length", "200", "--split", "nonsimilar")
+    auto = read_labels(tmp_path / "auto" / "test.labels.tsv").values()
+    assert mycoplasma not in {lab["genus"] for lab in auto}
+    run(inputs, tmp_path / "forced", "--length", "200", "--split", "nonsimilar",
+        "--holdout-genus", str(mycoplasma))
+    splits = {s: {lab["genus"] for lab in read_labels(tmp_path / "forced" / f"{s}.labels.tsv")
+                  .values()} for s in ("train", "val", "test")}
+    assert mycoplasma in splits["test"]
+    assert mycoplasma not in splits["train"] | splits["val"]
+    with pytest.raises(FragmentError, match="--holdout-genus: no sampled genome in genus"):
+        run(inputs, tmp_path / "bad", "--length", "200", "--split", "nonsimilar",
+            "--holdout-genus", "1386")  # Bacillus: not among these genomes
 
 
 def test_allocate_spreads_evenly_within_capacities() -> None:
