@@ -269,8 +269,11 @@ def classify(mm: Mmseqs, query: Path, db: Path, workdir: Path, lca_mode: int) ->
     """mmseqs taxonomy of a FASTA; returns (LCA TSV, alignment TSV)."""
     workdir.mkdir(parents=True, exist_ok=True)
     qdb = workdir / "query"
-    if not Path(f"{qdb}.dbtype").is_file():
-        mm("createdb", query, qdb, "--dbtype", "2")
+    # Always from this FASTA: a query DB left by an earlier run (another model's held-out
+    # genera) would hold other reads. createdb takes about a second.
+    for path in workdir.glob("query*"):
+        path.unlink()
+    mm("createdb", query, qdb, "--dbtype", "2")
     lca, aln = workdir / f"lca{lca_mode}.tsv", workdir / f"aln{lca_mode}.tsv"
     res, tmp = workdir / f"res{lca_mode}", workdir / "tmp"
     mm("taxonomy", qdb, db, res, tmp, "--search-type", "3", "--tax-lineage", "1",
