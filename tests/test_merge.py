@@ -14,7 +14,7 @@ from conftest import full_taxonomy
 
 from hytax.errors import HytaxError
 from hytax.merge import BERTAX_COLUMNS, CLAIMS_HEADER, MERGED_HEADER, merge, route
-from hytax.seqio import read_records
+from hytax.seqio import PAIR_SPACER, read_records
 from hytax.taxonomy import RANKS, Taxonomy
 
 READ_LEN = 150
@@ -71,6 +71,10 @@ def _reads(rng: random.Random) -> tuple[list[tuple[str, str]], dict[str, str], d
         a, b = rng.randrange(len(ecoli) - READ_LEN), rng.randrange(len(pylori) - READ_LEN)
         half = READ_LEN // 2
         reads.append((f"chimera_{i}", ecoli[a:a + half] + pylori[b:b + READ_LEN - half]))
+    # pair units (mate 1 + NNN + mate 2) whose mate 2 has no hit, as with a long insert
+    for i in range(10):
+        a, b = rng.randrange(len(ecoli) - READ_LEN), rng.randrange(len(pylori) - READ_LEN)
+        reads.append((f"pair_{i}", ecoli[a:a + READ_LEN] + PAIR_SPACER + pylori[b:b + READ_LEN]))
     rng.shuffle(reads)
     # reads BERTax cannot see at all: only N, and shorter than a 3-mer
     reads += [("all_N", "N" * READ_LEN), ("too_short", "AC")]
@@ -243,6 +247,13 @@ def test_route_min_aln_fraction_clears_partial_hits(mmseqs_run: MmseqsRun,
         assert query in routed
     assert full and all(by_id[q]["superkingdom_taxid"] != "0" for q in full)
     assert not full & set(routed)
+    # a pair counts the fraction of its longer mate: a hit covering mate 1 keeps the claim
+    pairs = [f"pair_{i}" for i in range(10)]
+    assert all(q in best and best[q][1] > 0.6 * READ_LEN for q in pairs)
+    assert all(best[q][1] < 0.6 * (2 * READ_LEN + len(PAIR_SPACER)) for q in pairs)
+    claims, routed = _route(mmseqs_run, tmp_path, min_aln_fraction=0.6)
+    by_id = {r["read_id"]: r for r in claims}
+    assert all(by_id[q]["superkingdom_taxid"] == "2" and q not in routed for q in pairs)
     with pytest.raises(HytaxError, match=r"--min-aln-fraction 1\.5"):
         _route(mmseqs_run, tmp_path, min_aln_fraction=1.5)
 

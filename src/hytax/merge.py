@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TextIO
 
 from hytax.errors import HytaxError
-from hytax.seqio import read_records
+from hytax.seqio import PAIR_SPACER, read_records
 from hytax.taxonomy import RANKS, Taxonomy, TaxonomyError
 
 CLAIMS_HEADER = ("read_id", "lca_taxid", "lca_rank", "identity",
@@ -191,8 +191,9 @@ def route(
     BERTax should classify. Returns (reads, routed reads).
 
     `min_aln_fraction`: MMseqs2 claims nothing when its best hit aligns less than this share of
-    the read. A short conserved stretch (rRNA, a mobile element) can match at high identity in a
-    genome of another phylum; identity minimums cannot catch that, the alignment length can."""
+    the read (of the longer mate, for a pair). A short conserved stretch (rRNA, a mobile
+    element) can match at high identity in a genome of another phylum; identity minimums cannot
+    catch that, the alignment length can."""
     min_identity = dict(min_identity or {})
     if not 0.0 <= min_aln_fraction <= 1.0:
         raise HytaxError(f"--min-aln-fraction {min_aln_fraction}: expected a fraction in 0-1")
@@ -232,7 +233,7 @@ def route(
                 taxid = _resolve(taxonomy, lca_taxid, lca_path, hit.line if hit else 0)
                 resolved[lca_taxid] = taxonomy.ranks(taxid, RANKS)
             claims = cut_claims(resolved[lca_taxid], identity, min_identity)
-            if best.aln_len < min_aln_fraction * len(read.seq):
+            if best.aln_len < min_aln_fraction * _longest_mate(read.seq):
                 claims = dict.fromkeys(claims, 0)
             claims_fh.write(
                 f"{read.id}\t{lca_taxid}\t{lca_rank}\t{_format_fraction(identity)}\t"
@@ -243,6 +244,12 @@ def route(
                 n_routed += 1
     _check_all_known(lcas, seen, lca_path)
     return len(seen), n_routed
+
+
+def _longest_mate(seq: str) -> int:
+    """A pair is one unit, mate 1 + spacer + mate 2, and a hit can only cover the mate it lies
+    in when the insert is longer than the two reads; so fractions are of the longer mate."""
+    return max(len(part) for part in seq.split(PAIR_SPACER))
 
 
 def _check_all_known(lcas: dict[str, _Lca], seen: set[str], path: Path) -> None:
