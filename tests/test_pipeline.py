@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from hytax.taxonomy import RANKS
+
 pytestmark = pytest.mark.pipeline
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,7 +30,6 @@ NEXTFLOW = REPO / "nextflow"
 TEST_DATA = REPO / "assets" / "test"
 MODEL = REPO / "assets" / "models" / "hytax-mini"
 BIN = Path(sys.executable).parent
-RANKS = ("superkingdom", "phylum", "genus")
 TIMEOUT_S = int(os.environ.get("HYTAX_NXF_TIMEOUT", "1200"))
 # the sections our MultiQC files declare (hytax multiqc-tables, and the pipeline's own)
 SECTION_IDS = (

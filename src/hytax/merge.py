@@ -150,14 +150,19 @@ def read_best_hits(path: Path) -> dict[str, BestHit]:
 
 
 def cut_claims(
-    claims: dict[str, int], identity: float, min_identity: dict[str, float]
+    claims: dict[str, int],
+    best: BestHit,
+    aligned_share: float,
+    min_identity: dict[str, float],
+    min_aln_fraction: float,
 ) -> dict[str, int]:
     """What MMseqs2 may claim: the LCA's taxon at each rank, cut at the first rank whose
-    identity minimum the best hit misses (a lower rank cannot be surer than a higher one)."""
+    identity minimum the best hit misses (a lower rank cannot be surer than a higher one);
+    nothing at all when the best hit covers less than `min_aln_fraction` of the read."""
     out = dict(claims)
-    cleared = False
+    cleared = aligned_share < min_aln_fraction
     for rank in RANKS:
-        cleared = cleared or min_identity.get(rank, 0.0) > identity
+        cleared = cleared or min_identity.get(rank, 0.0) > best.identity
         if cleared:
             out[rank] = 0
     return out
@@ -227,16 +232,14 @@ def route(
             hit = lcas.get(read.id)
             lca_taxid, lca_rank = (hit.taxid, hit.rank) if hit else (0, "no rank")
             best = hits.get(read.id, no_hit)
-            identity = best.identity
             if lca_taxid not in resolved:
                 assert hit is not None or lca_taxid == 0
                 taxid = _resolve(taxonomy, lca_taxid, lca_path, hit.line if hit else 0)
                 resolved[lca_taxid] = taxonomy.ranks(taxid, RANKS)
-            claims = cut_claims(resolved[lca_taxid], identity, min_identity)
-            if best.aln_len < min_aln_fraction * _longest_mate(read.seq):
-                claims = dict.fromkeys(claims, 0)
+            share = best.aln_len / _longest_mate(read.seq) if min_aln_fraction else 1.0
+            claims = cut_claims(resolved[lca_taxid], best, share, min_identity, min_aln_fraction)
             claims_fh.write(
-                f"{read.id}\t{lca_taxid}\t{lca_rank}\t{_format_fraction(identity)}\t"
+                f"{read.id}\t{lca_taxid}\t{lca_rank}\t{_format_fraction(best.identity)}\t"
                 + "\t".join(str(claims[rank]) for rank in RANKS) + "\n"
             )
             if is_routed(claims, mode, route_rank):
@@ -249,7 +252,7 @@ def route(
 def _longest_mate(seq: str) -> int:
     """A pair is one unit, mate 1 + spacer + mate 2, and a hit can only cover the mate it lies
     in when the insert is longer than the two reads; so fractions are of the longer mate."""
-    return max(len(part) for part in seq.split(PAIR_SPACER))
+    return max(1, *(len(part) for part in seq.split(PAIR_SPACER)))
 
 
 def _check_all_known(lcas: dict[str, _Lca], seen: set[str], path: Path) -> None:
