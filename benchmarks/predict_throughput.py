@@ -5,7 +5,8 @@ Prints reads/s for 1500-nt fragments and 150-nt reads on the current device, for
 predictor (both strands averaged, and one strand as the original tool does) and for the original
 tool's way (one record per forward pass, padded to 502 tokens), plus peak memory.
 
-    python benchmarks/predict_throughput.py [--data ../shared/data] [--seconds 20] [--device auto]
+    python benchmarks/predict_throughput.py [--data ../shared/data | --fasta FILE] [--seconds 20]
+                                            [--device auto]
 """
 
 from __future__ import annotations
@@ -40,18 +41,25 @@ def paper_bundle() -> ModelBundle:
     return ModelBundle(model, {"head": {"kind": "all_in_one", "ranks": ranks}, "classes": classes})
 
 
-def sample_reads(data: Path, length: int, n: int) -> list[Read]:
-    genomes = sorted((data / "genomes").glob("*.fa.gz"))
+def sample_reads(sources: list[str], length: int, n: int) -> list[Read]:
+    """`n` reads of `length` nt cut at random from the sources (10 per source, then repeated)."""
     rng = random.Random(0)
     reads: list[Read] = []
-    for path in rng.sample(genomes, 12):
-        seq = next(iter(read_records(path))).seq
+    for k, seq in enumerate(sources):
         if len(seq) < length:
             continue
         for _ in range(n // 10):
             start = rng.randrange(len(seq) - length + 1)
-            reads.append(Read(f"{path.stem}_{start}", seq[start : start + length]))
+            reads.append(Read(f"source{k}_{start}", seq[start : start + length]))
     return (reads * (n // max(len(reads), 1) + 1))[:n]
+
+
+def source_sequences(data: Path, fasta: Path | None) -> list[str]:
+    """First record of 12 random genomes of `data`, or the 1000 longest records of `fasta`."""
+    if fasta is not None:
+        return sorted((r.seq for r in read_records(fasta)), key=len, reverse=True)[:1000]
+    genomes = sorted((data / "genomes").glob("*.fa.gz"))
+    return [next(iter(read_records(p))).seq for p in random.Random(0).sample(genomes, 12)]
 
 
 def timed(fn, seconds: float) -> float:
@@ -78,6 +86,8 @@ def original_way(bundle: ModelBundle, reads: list[Read], device: torch.device) -
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path(__file__).parents[1] / "../shared/data")
+    parser.add_argument("--fasta", type=Path,
+                        help="cut the reads from this FASTA's longest records instead of --data")
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="auto")
@@ -88,8 +98,9 @@ def main() -> None:
         f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, model: paper size "
         f"(12 blocks, 5 heads, 250 dims, ff 1024), classes {PAPER_CLASSES}"
     )
+    sources = source_sequences(args.data, args.fasta)
     for length, n in [(1500, 64), (150, 1024)]:
-        reads = sample_reads(args.data, length, n)
+        reads = sample_reads(sources, length, n)
         for strands in (False, True):
             opts = PredictOptions(
                 device=args.device,

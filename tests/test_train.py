@@ -26,6 +26,7 @@ from hytax.train import (
     fit_temperature,
     label_matrix,
     load_pretrained,
+    lr_factor,
     mask_tokens,
     nsp_batch,
     predict_logps,
@@ -158,6 +159,14 @@ def test_temperature_cools_an_overconfident_model() -> None:
     assert float(calibrated) == pytest.approx(0.6, abs=0.05)
 
 
+def test_learning_rate_decays_over_the_time_limit_when_that_runs_out_first() -> None:
+    assert lr_factor(4, warmup=10, total=1000, schedule="linear") == pytest.approx(0.5)
+    # 10 % of the steps but 75 % of the time gone: the decay follows the time.
+    assert lr_factor(109, 10, 1000, "linear", time_share=0.75) == pytest.approx(0.25)
+    assert lr_factor(109, 10, 1000, "linear", time_share=0.05) == pytest.approx(0.9)
+    assert lr_factor(109, 10, 1000, "cosine", time_share=1.2) == pytest.approx(0.0)
+
+
 # --- fine-tuning on real genomes -----------------------------------------------------------------
 
 
@@ -230,6 +239,23 @@ def test_short_finetune_separates_two_superkingdoms(two_kingdoms: Path, tmp_path
     assert loaded.classes("genus") == bundle.classes("genus")
     files = {p.suffix for p in (tmp_path / "model").rglob("*") if p.is_file()}
     assert files <= {".json", ".safetensors", ".jsonl"}
+
+
+def test_bf16_finetune_learns_and_keeps_fp32_weights(two_kingdoms: Path, tmp_path: Path) -> None:
+    # The GPU recipe (tools/train_gpu.sh): bf16 autocast, learning rate decayed over the time.
+    args = finetune_args(two_kingdoms, tmp_path / "model", "--max-epochs", "3",
+                         "--precision", "bf16", "--decay-by-time", "--time-limit", "1.5")
+    bundle = finetune(args)
+    assert {p.dtype for p in bundle.model.parameters()} == {torch.float32}
+    test = read_fragments(two_kingdoms / "test.fa")
+    with torch.no_grad():
+        logps = predict_logps(bundle.model, test, 300, 64, torch.device("cpu"))
+    truth = torch.tensor([0 if rid.startswith("Akkermansia") else 1 for rid in test.ids])
+    accuracy = (logps[0].argmax(-1) == truth).float().mean().item()
+    assert accuracy > 0.85, f"held-out superkingdom accuracy {accuracy:.2f} (chance 0.5)"
+    records = [json.loads(x) for x in (tmp_path / "model" / "metrics.jsonl").open()]
+    assert all(np.isfinite(r["train_loss"]) for r in records)
+    assert records[-1]["lr"] < records[0]["lr"]
 
 
 def test_resume_continues_the_step_count(two_kingdoms: Path, tmp_path: Path) -> None:

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Train the bundled default model (assets/models/hytax-mini) from the shared genomes.
+# Train a small model on CPU from the shared genomes (the recipe for machines without a GPU).
+# It wrote the first default model; the shipped assets/models/hytax-mini is now the "small"
+# model of tools/train_gpu.sh, trained on this script's fragments (WORKDIR/fragments).
 #
 #   tools/train_test_model.sh [DATA_DIR]      (default DATA_DIR: ../shared/data)
 #
 # Environment: THREADS (default 2), WORKDIR (default build/hytax-mini), OUT (default
-# assets/models/hytax-mini), HYTAX (the hytax command, default .venv/bin/hytax or hytax on PATH),
+# build/hytax-mini/model), HYTAX (the hytax command, default .venv/bin/hytax or hytax on PATH),
 # PRETRAIN_MIN / FINETUNE_MIN (wall-clock caps in minutes, default 15 and 60: about 80 minutes in
 # all on 2 idle CPU threads; fine-tuning stops earlier at the end of epoch 2).
 # RESUME=1 continues fine-tuning from WORKDIR's checkpoint for FINETUNE_MIN more minutes (no new
-# fragments, no pre-training), then evaluates again. The shipped model was trained in two runs:
-# FINETUNE_MIN=45, then RESUME=1 FINETUNE_MIN=15 to the end of epoch 2 (4306 s in all).
+# fragments, no pre-training), then evaluates again. The first default model was trained in two
+# runs: FINETUNE_MIN=45, then RESUME=1 FINETUNE_MIN=15 to the end of epoch 2 (4306 s in all).
 #
 # Steps: sample fragments (a non-similar split: whole genera held out for the test set, plus the
 # archaeon Methanohalophilus so that every superkingdom is tested), pre-train a small encoder
@@ -23,7 +25,7 @@ cd "$root"
 data=${1:-../shared/data}
 threads=${THREADS:-2}
 work=${WORKDIR:-build/hytax-mini}
-out=${OUT:-assets/models/hytax-mini}
+out=${OUT:-$work/model}
 if [[ -n ${HYTAX:-} ]]; then hytax=$HYTAX
 elif [[ -x .venv/bin/hytax ]]; then hytax=.venv/bin/hytax
 else hytax=hytax; fi
@@ -79,24 +81,11 @@ echo "== held-out test fragments" >&2
     --truth "$work/fragments/test.labels.tsv" --probabilities "$work/test.probabilities.jsonl" \
     --model "$out" --outdir "$work/evaluation"
 
-# Record the held-out result in the model's provenance.
-py=${PYTHON:-python3}
-[[ -x .venv/bin/python && -z ${PYTHON:-} ]] && py=.venv/bin/python
 # The held-out genera travel with the model, so the benchmark can test on exactly those anywhere.
 cp "$work/fragments/heldout_genera.tsv" "$out/heldout_genera.tsv"
-"$py" - "$out/config.json" "$work/evaluation/summary.json" "$(( $(date +%s) - start ))" <<'PY'
-import json, sys
-config_path, summary_path, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3])
-config = json.load(open(config_path))
-summary = json.load(open(summary_path))
-keys = ("accuracy", "mean_class_accuracy", "average_precision", "classified")
-config["training"]["heldout_test_metrics"] = {
-    rank: {k: m[k] for k in keys} for rank, m in summary["ranks"].items()
-}
-config["training"]["total_seconds"] = seconds
-config["training"]["heldout_genera_file"] = "heldout_genera.tsv"
-open(config_path, "w").write(json.dumps(config, indent=2) + "\n")
-PY
+py=${PYTHON:-python3}
+[[ -x .venv/bin/python && -z ${PYTHON:-} ]] && py=.venv/bin/python
+"$py" tools/record_heldout.py "$out" "$work/evaluation/summary.json" "$(( $(date +%s) - start ))"
 chmod a+r "$out"/*
 cat "$work/evaluation/summary.md"
 echo "done in $(( $(date +%s) - start )) s; model in $out" >&2

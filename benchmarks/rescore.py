@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""Re-score a hybrid benchmark's non-similar test sets, optionally without some genera.
+
+Prints the average precision per rank of MMseqs2 alone, BERTax alone and the hybrid, from the
+tables `benchmarks/hybrid_benchmark.py` left in OUTDIR, on all test fragments and on those
+whose genus is not in --exclude-genus. It asks how much of a gap one genus causes.
+
+    python benchmarks/rescore.py benchmark-out/full --exclude-genus 186765   # Lambdalikevirus
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from hytax.data import RANKS, read_labels
+from hytax.evaluate import read_predictions, score_rank
+
+METHODS = ("mmseqs2", "bertax", "hybrid")
+
+
+def average_precisions(folder: Path, reads: list[str], truth: dict) -> dict[str, list[float]]:
+    """{method: [AP per rank]} over `reads`."""
+    out = {}
+    for method in METHODS:
+        _, calls, _ = read_predictions(folder / f"{method}.tsv", list(RANKS))
+        out[method] = [
+            score_rank(rank, {r: truth[r][rank] for r in reads}, calls, None)
+            .metrics["average_precision"]
+            for rank in RANKS
+        ]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("outdir", type=Path, help="a hybrid_benchmark.py --outdir")
+    parser.add_argument("--split", default="nonsimilar")
+    parser.add_argument("--exclude-genus", type=int, nargs="*", default=[],
+                        help="genus taxids to leave out of the second line")
+    args = parser.parse_args()
+    print("length  fragments  " + "  ".join(f"{m} AP {'/'.join(RANKS)} (%)" for m in METHODS))
+    for folder in sorted((args.outdir / args.split).glob("test_*")):
+        truth = read_labels(folder / "test.labels.tsv")
+        kept = [r for r in truth if truth[r]["genus"] not in set(args.exclude_genus)]
+        for label, reads in (("all", list(truth)), ("kept", kept)):
+            aps = average_precisions(folder, reads, truth)
+            cells = ["/".join(f"{100 * a:.1f}" for a in aps[m]) for m in METHODS]
+            print(f"{folder.name.removeprefix('test_'):>6}  {label:>4} {len(reads):>5}  "
+                  + "  ".join(cells))
+
+
+if __name__ == "__main__":
+    main()

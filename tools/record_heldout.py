@@ -1,0 +1,32 @@
+#!/usr/bin/env python3
+"""Record a model's held-out test result and training time in its config.json.
+
+    tools/record_heldout.py MODEL_DIR EVALUATION_SUMMARY_JSON SECONDS
+
+Used by tools/train_test_model.sh and tools/train_gpu.sh after `hytax evaluate`; the model
+folder must already hold heldout_genera.tsv (the genera the test fragments came from).
+"""
+
+import json
+import sys
+from pathlib import Path
+
+KEYS = ("accuracy", "mean_class_accuracy", "average_precision", "classified")
+
+
+def main() -> None:
+    model_dir, summary_path, seconds = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+    config_path = model_dir / "config.json"
+    config = json.loads(config_path.read_text())
+    summary = json.loads(summary_path.read_text())
+    training = config["training"]
+    training["heldout_test_metrics"] = {
+        rank: {k: m[k] for k in KEYS} for rank, m in summary["ranks"].items()
+    }
+    training["total_seconds"] = seconds
+    training["heldout_genera_file"] = "heldout_genera.tsv"
+    config_path.write_text(json.dumps(config, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
