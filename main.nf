@@ -37,6 +37,7 @@ workflow {
             params.route,
             params.route_rank,
             params.min_identity,
+            params.min_aln_fraction,
             params.min_confidence,
             "${projectDir}/assets/multiqc_config.yml",
             params.multiqc_config,

@@ -235,6 +235,8 @@ def test_multiqc_reads_kraken_reports_and_our_sections(test_run: Run) -> None:
     html = (multiqc / "multiqc_report.html").read_text()
     missing = [section for section in SECTION_IDS if section not in html]
     assert not missing, f"MultiQC report lacks sections {missing}"
+    # the methods text states the routing actually used (test profile: the default 0.5)
+    assert "a best hit covering less than 0.5 of the read" in html
     versions = data / "multiqc_software_versions.txt"
     if versions.is_file():
         assert "mmseqs" in versions.read_text().lower()

@@ -27,6 +27,7 @@ workflow HYTAX {
     route                 // string: unclassified | below_rank
     route_rank            // string: superkingdom | phylum | genus
     min_identity          // string: per-rank identity minimums, or ''
+    min_aln_fraction      // number: share of a read MMseqs2's best hit must cover (for the methods text; HYTAX_ROUTE takes it through ext.args)
     min_confidence        // number: BERTax probability needed to fill a rank
     multiqc_config        // string: the pipeline's MultiQC config
     extra_multiqc_config  // string: the user's MultiQC config, or null
@@ -63,7 +64,7 @@ workflow HYTAX {
     ch_summary = summary_params
         .map { summary -> paramsSummaryMultiqc(summary) }
         .collectFile(name: 'workflow_summary_mqc.yaml')
-    ch_methods = channel.value(methodsDescriptionText(mmseqs_db, reference_fasta, model, route, route_rank, min_identity, min_confidence))
+    ch_methods = channel.value(methodsDescriptionText(mmseqs_db, reference_fasta, model, route, route_rank, min_identity, min_aln_fraction, min_confidence))
         .collectFile(name: 'methods_description_mqc.yaml')
 
     // [meta(id: multiqc), [files]]: our tables, kraken2 reports, versions, summary, methods

@@ -375,17 +375,20 @@ def paramsSummaryMultiqc(Map summary) {
 }
 
 // MultiQC custom content: what was done, with references
-def methodsDescriptionText(mmseqs_db, reference_fasta, model_path, route, route_rank, min_identity, min_confidence) {
+def methodsDescriptionText(mmseqs_db, reference_fasta, model_path, route, route_rank, min_identity, min_aln_fraction, min_confidence) {
     def reference = mmseqs_db ? "the MMseqs2 database ${file(mmseqs_db.toString()).name}" : "a database built from ${file(reference_fasta.toString()).name}"
     def model = file(model_path.toString()).name
     def options = [route: route, route_rank: route_rank, min_identity: min_identity, min_confidence: min_confidence]
+    def weak = []
+    if (min_identity) weak << "hits below the identity minimums ${escapeHtml(min_identity.toString())}"
+    if (min_aln_fraction) weak << "a best hit covering less than ${min_aln_fraction} of the read"
     def html = """\
         <h4>Methods</h4>
         <p>Reads were classified with hytax ${workflow.manifest.version} (Nextflow ${workflow.nextflow.version};
         Di Tommaso et al. 2017). Paired reads were joined into one unit per pair. MMseqs2 (Mirdita et al. 2021)
         assigned each read the lowest common ancestor of its best nucleotide hits (<code>mmseqs taxonomy
         --search-type 3</code>) against ${escapeHtml(reference)}. Reads MMseqs2 left
-        ${options.route == 'below_rank' ? "unclassified at ${options.route_rank} level" : 'unclassified'}${options.min_identity ? " (or placed on hits below the identity minimums ${escapeHtml(options.min_identity.toString())})" : ''}
+        ${options.route == 'below_rank' ? "unclassified at ${options.route_rank} level" : 'unclassified'}${weak ? " (or placed on ${weak.join(' or ')})" : ''}
         were classified by a BERTax model (Mock et al. 2022), ${escapeHtml(model)}, which filled a rank MMseqs2 left open
         where its probability was at least ${options.min_confidence}. Reports were summarised with MultiQC
         (Ewels et al. 2016).</p>
