@@ -14,22 +14,20 @@ import argparse
 from pathlib import Path
 
 from hytax.data import RANKS, read_labels
-from hytax.evaluate import read_predictions, score_rank
+from hytax.evaluate import Call, read_predictions, score_rank
 
 METHODS = ("mmseqs2", "bertax", "hybrid")
 
 
-def average_precisions(folder: Path, reads: list[str], truth: dict) -> dict[str, list[float]]:
-    """{method: [AP per rank]} over `reads`."""
-    out = {}
-    for method in METHODS:
-        _, calls, _ = read_predictions(folder / f"{method}.tsv", list(RANKS))
-        out[method] = [
-            score_rank(rank, {r: truth[r][rank] for r in reads}, calls, None)
-            .metrics["average_precision"]
-            for rank in RANKS
-        ]
-    return out
+def average_precisions(
+    calls: dict[str, dict[str, Call]], reads: list[str], truth: dict
+) -> list[float]:
+    """AP per rank of one method's calls over `reads`."""
+    return [
+        score_rank(rank, {r: truth[r][rank] for r in reads}, calls, None)
+        .metrics["average_precision"]
+        for rank in RANKS
+    ]
 
 
 def main() -> None:
@@ -39,13 +37,15 @@ def main() -> None:
     parser.add_argument("--exclude-genus", type=int, nargs="*", default=[],
                         help="genus taxids to leave out of the second line")
     args = parser.parse_args()
+    excluded = set(args.exclude_genus)
     print("length  fragments  " + "  ".join(f"{m} AP {'/'.join(RANKS)} (%)" for m in METHODS))
     for folder in sorted((args.outdir / args.split).glob("test_*")):
         truth = read_labels(folder / "test.labels.tsv")
-        kept = [r for r in truth if truth[r]["genus"] not in set(args.exclude_genus)]
+        calls = {m: read_predictions(folder / f"{m}.tsv", list(RANKS))[1] for m in METHODS}
+        kept = [r for r in truth if truth[r]["genus"] not in excluded]
         for label, reads in (("all", list(truth)), ("kept", kept)):
-            aps = average_precisions(folder, reads, truth)
-            cells = ["/".join(f"{100 * a:.1f}" for a in aps[m]) for m in METHODS]
+            cells = ["/".join(f"{100 * a:.1f}" for a in average_precisions(calls[m], reads, truth))
+                     for m in METHODS]
             print(f"{folder.name.removeprefix('test_'):>6}  {label:>4} {len(reads):>5}  "
                   + "  ".join(cells))
 

@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
-"""Record a model's held-out test result and training time in its config.json.
+"""Record a model's held-out test result and training time in its config.json, and ship the
+held-out genera with it (so the benchmark can test on exactly those genera anywhere).
 
-    tools/record_heldout.py MODEL_DIR EVALUATION_SUMMARY_JSON SECONDS
+    tools/record_heldout.py MODEL_DIR FRAGMENTS_DIR EVALUATION_SUMMARY_JSON SECONDS
 
-Used by tools/train_test_model.sh and tools/train_gpu.sh after `hytax evaluate`; the model
-folder must already hold heldout_genera.tsv (the genera the test fragments came from).
+Used by tools/train_test_model.sh and tools/train_gpu.sh after `hytax evaluate`.
 """
 
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -15,7 +16,9 @@ KEYS = ("accuracy", "mean_class_accuracy", "average_precision", "classified")
 
 
 def main() -> None:
-    model_dir, summary_path, seconds = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+    model_dir, fragments_dir = Path(sys.argv[1]), Path(sys.argv[2])
+    summary_path, seconds = Path(sys.argv[3]), int(sys.argv[4])
+    shutil.copy(fragments_dir / "heldout_genera.tsv", model_dir / "heldout_genera.tsv")
     config_path = model_dir / "config.json"
     config = json.loads(config_path.read_text())
     summary = json.loads(summary_path.read_text())

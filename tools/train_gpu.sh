@@ -40,30 +40,20 @@ done
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-4}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 
-# name: architecture, batch size, pre-training and fine-tuning learning rates
-arch_of() {
+# Per model: architecture, pre-training and fine-tuning learning rates, description.
+model_spec() {
     case $1 in
-        paper) echo "--hidden 250 --layers 12 --heads 5 --intermediate 1024" ;;
-        small) echo "--hidden 128 --layers 6 --heads 4 --intermediate 512" ;;
-    esac
-}
-about() {
-    case $1 in
-        paper) echo "Paper-size BERTax (12 blocks, hidden 250, 5 heads, feed-forward 1024)" ;;
-        small) echo "Small BERTax (6 blocks, hidden 128, 4 heads, feed-forward 512)" ;;
-    esac
-}
-lr_of() {
-    case $1 in
-        paper) echo "4e-4 2e-4" ;;
-        small) echo "1e-3 5e-4" ;;
+        paper) arch=(--hidden 250 --layers 12 --heads 5 --intermediate 1024) lrs=(4e-4 2e-4)
+               about="Paper-size BERTax (12 blocks, hidden 250, 5 heads, feed-forward 1024)" ;;
+        small) arch=(--hidden 128 --layers 6 --heads 4 --intermediate 512) lrs=(1e-3 5e-4)
+               about="Small BERTax (6 blocks, hidden 128, 4 heads, feed-forward 512)" ;;
+        *) echo "unknown model '$1' (paper, small)" >&2; return 1 ;;
     esac
 }
 
 train_one() {
-    local name=$1 work=$out/$1 arch lrs
-    read -r -a arch <<< "$(arch_of "$name")"
-    read -r -a lrs <<< "$(lr_of "$name")"
+    local name=$1 work=$out/$1 arch lrs about
+    model_spec "$name"
     mkdir -p "$work"
     local common=(--precision bf16 --decay-by-time --device "$device" --progress off
                   --log-every 100 --seed 7 --patience 100)
@@ -87,11 +77,10 @@ train_one() {
             --head all_in_one --min-class-count 60 --batch-size "${FINETUNE_BATCH:-128}" \
             --lr "$lr" --warmup 200 --max-epochs 1000 --time-limit "$minutes" \
             "${common[@]}" "${extra[@]}" --name "hytax-$name-gpu" \
-            --description "$(about "$name"), trained on one GPU ($pretrain_min min MLM+NSP, \
+            --description "$about, trained on one GPU ($pretrain_min min MLM+NSP, \
 $finetune_min + $resume_min min fine-tuning, bf16) on fragments (150-300 nt and 1500 nt) of the \
 113 genomes in shared/data, 14 genera held out (non-similar split)."
     done
-    cp "$frag/heldout_genera.tsv" "$work/model/heldout_genera.tsv"
     echo "== $name: held-out test ($(date +%T))"
     "${hytax[@]}" predict --model "$work/model" --input "$frag/test.fa" --device "$device" \
         --output "$work/test.predictions.tsv" --probabilities "$work/test.probabilities.jsonl" \
@@ -100,7 +89,7 @@ $finetune_min + $resume_min min fine-tuning, bf16) on fragments (150-300 nt and 
         --truth "$frag/test.labels.tsv" --probabilities "$work/test.probabilities.jsonl" \
         --model "$work/model" --outdir "$work/evaluation"
     rm "$work/test.probabilities.jsonl"
-    "$py" "$tools/record_heldout.py" "$work/model" "$work/evaluation/summary.json" \
+    "$py" "$tools/record_heldout.py" "$work/model" "$frag" "$work/evaluation/summary.json" \
         "$(( $(date +%s) - start ))"
     echo "== $name: done ($(date +%T))"
 }

@@ -81,11 +81,10 @@ echo "== held-out test fragments" >&2
     --truth "$work/fragments/test.labels.tsv" --probabilities "$work/test.probabilities.jsonl" \
     --model "$out" --outdir "$work/evaluation"
 
-# The held-out genera travel with the model, so the benchmark can test on exactly those anywhere.
-cp "$work/fragments/heldout_genera.tsv" "$out/heldout_genera.tsv"
 py=${PYTHON:-python3}
 [[ -x .venv/bin/python && -z ${PYTHON:-} ]] && py=.venv/bin/python
-"$py" tools/record_heldout.py "$out" "$work/evaluation/summary.json" "$(( $(date +%s) - start ))"
+"$py" tools/record_heldout.py "$out" "$work/fragments" "$work/evaluation/summary.json" \
+    "$(( $(date +%s) - start ))"
 chmod a+r "$out"/*
 cat "$work/evaluation/summary.md"
 echo "done in $(( $(date +%s) - start )) s; model in $out" >&2
