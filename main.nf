@@ -13,6 +13,10 @@ include { HYTAX                   } from './workflows/hytax'
 include { PIPELINE_INITIALISATION } from './subworkflows/local/utils_hytax_pipeline'
 include { PIPELINE_COMPLETION     } from './subworkflows/local/utils_hytax_pipeline'
 include { helpMessage             } from './subworkflows/local/utils_hytax_pipeline'
+include { HYTAX_TRAIN             } from './workflows/train'
+include { checkTrainParameters    } from './workflows/train'
+include { loadJson                } from './subworkflows/local/utils_hytax_pipeline'
+include { paramsSummaryMap        } from './subworkflows/local/utils_hytax_pipeline'
 
 workflow {
 
@@ -29,16 +33,8 @@ workflow {
 
         HYTAX(
             PIPELINE_INITIALISATION.out.samples,
-            params.mmseqs_db,
-            params.reference_fasta,
-            params.taxdump,
-            params.tax_mapping,
+            params,
             params.model,
-            params.route,
-            params.route_rank,
-            params.min_identity,
-            params.min_aln_fraction,
-            params.min_confidence,
             "${projectDir}/assets/multiqc_config.yml",
             params.multiqc_config,
             PIPELINE_INITIALISATION.out.summary_params,
@@ -47,4 +43,27 @@ workflow {
 
         PIPELINE_COMPLETION(params.outdir)
     }
+}
+
+// Train BERTax on your reference: nextflow run . -entry TRAIN (docs/usage.md)
+workflow TRAIN {
+
+    main:
+    def schema = loadJson("${projectDir}/nextflow_schema.json")
+    checkTrainParameters(params, schema)
+
+    HYTAX_TRAIN(
+        params.reference_fasta,
+        params.tax_mapping,
+        params.taxdump,
+        params.train_from_scratch ? null : params.model,
+        params.train_pretrain_fraction > 0,
+        params.train_checkpoint_dir ?: "${params.outdir}/train/checkpoints",
+        "${projectDir}/assets/multiqc_config.yml",
+        params.multiqc_config,
+        channel.value(paramsSummaryMap(params, schema)),
+        params.outdir
+    )
+
+    PIPELINE_COMPLETION(params.outdir)
 }

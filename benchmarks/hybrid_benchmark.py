@@ -1,30 +1,37 @@
 #!/usr/bin/env python3
-"""Hybrid benchmark (issue 5): MMseqs2 alone, BERTax alone and MMseqs2 + BERTax.
+"""Hybrid benchmark: MMseqs2 nucleotide and protein tiers, BERTax, and their hybrid.
 
-For the paper's two splits, "similar" (random fragments per genus; the reference holds every
-genome) and "non-similar" (whole genera held out of the reference and of the model's training),
-at each fragment length:
+For the BERTax paper's two splits, "similar" (random fragments per genus; the references hold
+every genome) and "non-similar" (whole genera held out of the references and of the model's
+training), at each fragment length:
 
-1. samples labelled fragments from the genomes with `hytax fragments`' library functions (one
-   sample, split twice), keeps at most `--max-test` test fragments per length;
-2. builds an MMseqs2 reference from the training genomes of the split (`createdb`,
-   `createtaxdb --tax-db-mode 0` on a taxdump subset, `createindex --search-type 3 -k K`) and
-   classifies the fragments (`mmseqs taxonomy --search-type 3 --tax-lineage 1
-   --tax-output-mode 2`, `createtsv`, `convertalis`);
-3. scores MMseqs2 alone (route without identity minimums, claims merged with no BERTax rows),
-   BERTax alone (`hytax predict` on every fragment) and the hybrid (route -> predict on the
-   routed reads -> merge) with `hytax evaluate`'s functions: per rank average precision
-   (top class), mean per-class accuracy, share classified; PR curves;
-4. tunes the routing (identity minimums x `--lca-mode`) on a validation set, never the test set:
-   in the similar split the split's validation fragments against the same reference; in the
-   non-similar split fragments of *validation genera* (chosen like the held-out test genera among
-   the training genera) against a reference without those genera, so that validation, like the
-   test, sees genera the reference lacks;
-5. writes `results.json`, a Markdown report and PNGs into `--outdir`.
+1. samples labelled fragments with `hytax fragments`' library functions (one sample, split
+   twice), at most `--max-test` test fragments per length;
+2. builds two MMseqs2 references from the split's training genomes only: nucleotide
+   (`createdb`, `createtaxdb --tax-db-mode 0` on a taxdump subset, `createindex --search-type 3
+   -k K`) and protein (the genes `hytax genes` finds in the same genomes, `createdb`,
+   `createtaxdb`, `createindex`); searches the fragments the way the pipeline's MMSEQS_TAXONOMY
+   step does (reads renamed to their number, `mmseqs taxonomy --tax-lineage 1
+   --tax-output-mode 2`, with `--search-type 3` against the nucleotide reference and a
+   translated search against the protein one, `createtsv`, `convertalis`, both tables sorted by
+   read number) and turns the tables into claims (`hytax.mmseqs2.claims`);
+3. chooses each tier's claim minimums (`hytax.routing.ClaimRule`) on validation sets, never on
+   the test sets: the non-similar split's *validation genera* (picked among the training genera
+   like the test genera, searched against references built without them) bound the wrong
+   claims, the similar split's validation fragments (from reference genomes) the lost genus
+   recall; then the hybrid's route mode and BERTax minimum confidence by mean AP on both;
+4. scores five configurations per split and length with `hytax evaluate`'s functions: the
+   nucleotide tier alone, nucleotide then protein tier, BERTax alone, the previous hybrid
+   (nucleotide tier + BERTax, with the settings behind the previous figures) and the full hybrid
+   (nucleotide -> protein -> BERTax): accuracy, precision of answered reads, average precision
+   and share classified per rank; PR curves;
+5. writes results.json, a Markdown report and PNGs into --outdir and prints the chosen minimums,
+   the headline comparison and the protein tier's costs.
 
     python benchmarks/hybrid_benchmark.py --data ../shared/data --outdir benchmark-out [--mini]
 
-Deterministic for a given `--seed` and `--threads`.
+References, gene predictions, searches and BERTax predictions are reused by a later run when
+their inputs are the same (keyed by content). Deterministic for a given --seed and --threads.
 """
 
 from __future__ import annotations
@@ -39,11 +46,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from hytax import mmseqs2
 from hytax.data import (
     RANKS,
     Fragment,
@@ -61,19 +69,33 @@ from hytax.data import (
     write_heldout,
     write_split,
 )
+from hytax.errors import HytaxError
 from hytax.evaluate import RankResult, read_probabilities, score_rank
 from hytax.evaluate import read_predictions as read_calls
-from hytax.merge import merge, route
+from hytax.genes import write_proteins
+from hytax.merge import merge
 from hytax.predict import PredictOptions, predict_file
+from hytax.routing import ClaimRule, route, write_tier_claims
 from hytax.seqio import read_records
-from hytax.taxonomy import write_subset
+from hytax.tables import read_claims, write_claims
+from hytax.taxonomy import Taxonomy, write_subset
 
 REPO = Path(__file__).resolve().parents[1]
-METHODS = ("mmseqs2", "bertax", "hybrid")
-METHOD_LABELS = {"mmseqs2": "MMseqs2 alone", "bertax": "BERTax alone", "hybrid": "MMseqs2 + BERTax"}
 SPLITS = ("nonsimilar", "similar")
+TIERS = ("nt", "aa")  # in routing order
+DB_TYPES = {"nt": "nucleotide", "aa": "protein"}
+TIER_LABELS = {"nt": "nucleotide", "aa": "protein"}
+METHODS = ("nt", "nt_aa", "bertax", "previous", "hybrid")
+METHOD_LABELS = {
+    "nt": "MMseqs2 nucleotide",
+    "nt_aa": "MMseqs2 nucleotide + protein",
+    "bertax": "BERTax alone",
+    "previous": "previous hybrid (nucleotide + BERTax)",
+    "hybrid": "full hybrid (nucleotide + protein + BERTax)",
+}
 MAX_AMBIGUOUS = 0.0008  # hytax fragments' default (paper: 0.08 %)
 MAX_COVERAGE = 2.0
+TIME = Path("/usr/bin/time")  # GNU time: peak memory of each MMseqs2 step, where installed
 
 # --mini: small genomes of all four superkingdoms, several phyla with two or more genera (so whole
 # genera can be held out), including genera hytax-mini held out of its training.
@@ -89,6 +111,23 @@ MINI_GENOMES = (
 )
 
 
+@dataclass(frozen=True)
+class HybridSetting:
+    """How the tiers' kept claims and BERTax are combined."""
+
+    route: str  # hytax route --route
+    min_confidence: float  # hytax merge --min-confidence
+    lca_mode: int = 3  # mmseqs taxonomy --lca-mode of the nucleotide search
+
+
+# The previous hybrid, as the figures before the protein tier were made: the setting its tuning
+# chose per split (the non-similar one searched with --lca-mode 1).
+PREVIOUS: dict[str, tuple[ClaimRule, HybridSetting]] = {
+    "nonsimilar": (ClaimRule({"genus": 0.95}, 0.5), HybridSetting("below_rank", 0.2, 1)),
+    "similar": (ClaimRule({}, 0.0), HybridSetting("below_rank", 0.2, 3)),
+}
+
+
 # --- small helpers -------------------------------------------------------------------------------
 
 
@@ -96,21 +135,40 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def parse_identity(text: str) -> dict[str, float]:
-    """'none' or 'genus=0.95,phylum=0.85' -> {rank: minimum}."""
-    out: dict[str, float] = {}
-    if text.strip().lower() in ("", "none"):
-        return out
-    for item in text.split(","):
-        rank, sep, value = item.partition("=")
-        if not sep or rank.strip() not in RANKS:
-            raise argparse.ArgumentTypeError(f"expected none or RANK=NUMBER,..., got '{text}'")
-        out[rank.strip()] = float(value)
-    return out
+def rule_text(rule: ClaimRule) -> str:
+    ids = ",".join(f"{r}={rule.min_identity[r]:g}" for r in RANKS if r in rule.min_identity)
+    return f"min_identity {ids or 'none'}, min_aln_fraction {rule.min_aln_fraction:g}"
 
 
-def identity_text(setting: dict[str, float]) -> str:
-    return ",".join(f"{r}={v:g}" for r, v in setting.items()) or "none"
+def fingerprint(*parts: object) -> str:
+    """A key for reusing an output: the bytes of files, the text of anything else."""
+    digest = hashlib.sha1()
+    for part in parts:
+        digest.update(part.read_bytes() if isinstance(part, Path) and part.is_file()
+                      else str(part).encode())
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
+
+
+def reusable(stamp: Path, key: str) -> dict | None:
+    """The stamp's record when it was written for the same key."""
+    if stamp.is_file():
+        record = json.loads(stamp.read_text())
+        if record.get("key") == key:
+            return record
+    return None
+
+
+def stamp_write(stamp: Path, key: str, **record: object) -> dict:
+    data = {"key": key, **record}
+    stamp.write_text(json.dumps(data, indent=1) + "\n")
+    return data
+
+
+@dataclass
+class Step:
+    seconds: float
+    max_rss_mb: float | None
 
 
 @dataclass
@@ -121,19 +179,24 @@ class Mmseqs:
     kmer: int
     log_path: Path
 
-    def __call__(self, *args: str | Path) -> None:
+    def __call__(self, *args: str | Path | int) -> Step:
         cmd = ["mmseqs", *map(str, args)]
+        rss = self.log_path.with_suffix(".rss")
+        wrapped = [str(TIME), "-f", "%M", "-o", str(rss), *cmd] if TIME.is_file() else cmd
+        started = time.monotonic()
         with open(self.log_path, "a") as fh:
             fh.write("\n$ " + " ".join(cmd) + "\n")
             fh.flush()
-            done = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, check=False)
+            done = subprocess.run(wrapped, stdout=fh, stderr=subprocess.STDOUT, check=False)
+        seconds = time.monotonic() - started
         if done.returncode:
             tail = self.log_path.read_text().splitlines()[-20:]
             raise SystemExit(f"{' '.join(cmd)} failed ({done.returncode}):\n" + "\n".join(tail))
-
-
-def write_fasta_subset(fragments: Sequence[Fragment], fasta: Path, labels: Path) -> None:
-    write_split(list(fragments), fasta, labels)
+        max_rss = None
+        if rss.is_file():
+            max_rss = int(rss.read_text().split()[-1]) / 1024
+            rss.unlink()
+        return Step(round(seconds, 2), None if max_rss is None else round(max_rss, 1))
 
 
 def cap(fragments: list[Fragment], n: int, rng: np.random.Generator) -> list[Fragment]:
@@ -146,6 +209,10 @@ def cap(fragments: list[Fragment], n: int, rng: np.random.Generator) -> list[Fra
 
 def by_length(fragments: Iterable[Fragment], length: int) -> list[Fragment]:
     return [f for f in fragments if len(f.seq) == length]
+
+
+def folder_bytes(folder: Path, pattern: str = "*") -> int:
+    return sum(p.stat().st_size for p in folder.glob(pattern) if p.is_file())
 
 
 # --- data ----------------------------------------------------------------------------------------
@@ -186,8 +253,9 @@ def make_taxdump(data: Path, table: Path, model: Path, outdir: Path) -> Path:
         ids = {int(r["taxid"]) for r in csv.DictReader(fh, delimiter="\t")}
     for classes in model_config(model)["classes"].values():
         ids |= {int(c["taxid"]) for c in classes if int(c["taxid"])}
-    taxids.write_text("".join(f"{t}\n" for t in sorted(ids)))
-    if not (taxdump / "nodes.dmp").is_file() or taxdump.stat().st_mtime < taxids.stat().st_mtime:
+    text = "".join(f"{t}\n" for t in sorted(ids))
+    if not (taxdump / "nodes.dmp").is_file() or not taxids.is_file() or taxids.read_text() != text:
+        taxids.write_text(text)
         write_subset(data / "taxdump", taxids, taxdump)
     return taxdump
 
@@ -226,186 +294,6 @@ def model_heldout(model: Path) -> Path | None:
         if path.is_file():
             return path
     return None
-
-
-# --- MMseqs2 -------------------------------------------------------------------------------------
-
-
-def build_reference(
-    mm: Mmseqs, name: str, genomes: list[Genome], data: Path, taxdump: Path, outdir: Path
-) -> Path:
-    """createdb + createtaxdb --tax-db-mode 0 + createindex for `genomes`; reused when the same
-    genomes, k and MMseqs2 settings were built before."""
-    manifest = {"genomes": sorted(g.genome_id for g in genomes), "kmer": mm.kmer}
-    key = hashlib.sha1(json.dumps(manifest).encode()).hexdigest()[:10]
-    folder = outdir / "refs" / key  # one build per genome set: splits may share it
-    db = folder / "ref"
-    done = folder / "manifest.json"
-    if done.is_file() and json.loads(done.read_text()) == manifest:
-        log(f"reference {name}: reused {folder.name} ({len(genomes)} genomes)")
-        return db
-    if folder.exists():
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    tmp = folder / "tmp"
-    log(f"reference {name}: {len(genomes)} genomes")
-    mm("createdb", *[g.path for g in genomes], db, "--dbtype", "2")
-    mm("createtaxdb", db, tmp, "--ncbi-tax-dump", taxdump,
-       "--tax-mapping-file", data / "seq2taxid.tsv", "--tax-db-mode", "0",
-       "--threads", mm.threads)
-    mm("createindex", db, tmp, "--search-type", "3", "-k", mm.kmer, "--threads", mm.threads)
-    shutil.rmtree(tmp, ignore_errors=True)
-    done.write_text(json.dumps(manifest, indent=1) + "\n")
-    return db
-
-
-def reference_taxids(db: Path) -> set[int]:
-    """Taxids of the reference's sequences (createtaxdb's `<db>_mapping`)."""
-    with open(f"{db}_mapping") as fh:
-        return {int(line.split("\t")[1]) for line in fh if line.strip()}
-
-
-def classify(mm: Mmseqs, query: Path, db: Path, workdir: Path, lca_mode: int) -> tuple[Path, Path]:
-    """mmseqs taxonomy of a FASTA; returns (LCA TSV, alignment TSV)."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    qdb = workdir / "query"
-    # Always from this FASTA: a query DB left by an earlier run (another model's held-out
-    # genera) would hold other reads. createdb takes about a second.
-    for path in workdir.glob("query*"):
-        path.unlink()
-    mm("createdb", query, qdb, "--dbtype", "2")
-    lca, aln = workdir / f"lca{lca_mode}.tsv", workdir / f"aln{lca_mode}.tsv"
-    res, tmp = workdir / f"res{lca_mode}", workdir / "tmp"
-    mm("taxonomy", qdb, db, res, tmp, "--search-type", "3", "--tax-lineage", "1",
-       "--tax-output-mode", "2", "--lca-mode", lca_mode, "-k", mm.kmer, "--threads", mm.threads)
-    mm("createtsv", qdb, res, lca, "--threads", mm.threads)
-    mm("convertalis", qdb, db, f"{res}_aln", aln, "--format-output",
-       "query,target,fident,alnlen,evalue,bits,taxid", "--search-type", "3",
-       "--threads", mm.threads)
-    shutil.rmtree(tmp, ignore_errors=True)
-    for path in workdir.glob(f"res{lca_mode}*"):
-        path.unlink()
-    return lca, aln
-
-
-# --- methods -------------------------------------------------------------------------------------
-
-
-def predict(model: Path, fasta: Path, out: Path, threads: int, probabilities: Path | None = None
-            ) -> None:
-    options = PredictOptions(device="cpu", threads=threads, progress="off")
-    if not any(True for _ in read_records(fasta)):
-        out.write_text("")  # nothing routed: merge treats an empty table as no predictions
-        return
-    predict_file(model, fasta, None, out, probabilities, options)
-
-
-def subset_predictions(source: Path, fasta: Path, out: Path) -> None:
-    """Rows of a predictions TSV for the reads of `fasta` (the routed reads)."""
-    wanted = {r.id for r in read_records(fasta)}
-    with open(source) as src, open(out, "w") as dst:
-        dst.write(src.readline())
-        for line in src:
-            if line.split("\t", 1)[0] in wanted:
-                dst.write(line)
-
-
-def mmseqs_alone(units: Path, lca: Path, aln: Path, taxdump: Path, out: Path) -> None:
-    """MMseqs2's claims without identity minimums, merged with no BERTax rows."""
-    claims, routed, empty = (out.with_suffix(s) for s in (".claims.tsv", ".routed.fa",
-                                                          ".nobertax.tsv"))
-    route(units=units, lca=lca, aln=aln, taxdump=taxdump, min_identity={},
-          claims_out=claims, routed_out=routed)
-    empty.write_text("")
-    merge(units=units, claims=claims, bertax=empty, taxdump=taxdump, min_confidence=1.0,
-          output=out)
-    routed.unlink()
-    empty.unlink()
-
-
-def hybrid(
-    units: Path, lca: Path, aln: Path, taxdump: Path, out: Path, min_identity: dict[str, float],
-    min_aln_fraction: float, min_confidence: float, route_mode: str, bertax: Path | None,
-    model: Path, threads: int,
-) -> tuple[int, int]:
-    """route -> predict on the routed reads (or take their rows of `bertax`) -> merge."""
-    claims, routed, predicted = (out.with_suffix(s) for s in (".claims.tsv", ".routed.fa",
-                                                              ".routed.bertax.tsv"))
-    n, n_routed = route(units=units, lca=lca, aln=aln, taxdump=taxdump, mode=route_mode,
-                        min_identity=min_identity, min_aln_fraction=min_aln_fraction,
-                        claims_out=claims, routed_out=routed)
-    if bertax is None:
-        predict(model, routed, predicted, threads)
-    else:
-        subset_predictions(bertax, routed, predicted)
-    merge(units=units, claims=claims, bertax=predicted, taxdump=taxdump,
-          min_confidence=min_confidence, output=out)
-    return n, n_routed
-
-
-# --- scoring -------------------------------------------------------------------------------------
-
-
-def score(
-    predictions: Path, labels: Path, probabilities: Path | None = None, model: Path | None = None
-) -> tuple[dict, dict[str, RankResult]]:
-    """hytax evaluate's metrics per rank against the truth labels (raw taxids, no model mapping:
-    a method is right only with the true taxon), plus the row bookkeeping."""
-    ranks = list(RANKS)
-    _, calls, _ = read_calls(predictions, ranks)  # raises on a read listed twice
-    truth_all = read_labels(labels)
-    probs = None
-    if probabilities is not None and model is not None:
-        name_to_taxid = {r: {"unknown": 0} for r in ranks}
-        for rank, classes in model_config(model)["classes"].items():
-            if rank in name_to_taxid:
-                name_to_taxid[rank].update({c["name"]: int(c["taxid"]) for c in classes})
-        probs = read_probabilities(probabilities, ranks, name_to_taxid)
-    with open(predictions) as fh:
-        rows = sum(1 for _ in fh) - 1
-    summary: dict = {
-        "rows": rows,
-        "reads": len(truth_all),
-        "missing": sum(1 for r in truth_all if r not in calls),
-        "extra": sum(1 for r in calls if r not in truth_all),
-        "ranks": {},
-    }
-    results = {}
-    for rank in ranks:
-        result = score_rank(rank, {r: lab[rank] for r, lab in truth_all.items()}, calls, None)
-        m = result.metrics
-        entry = {k: m[k] for k in ("reads", "classified", "accuracy", "precision",
-                                   "mean_class_accuracy", "average_precision")}
-        if probs is not None:
-            full = score_rank(rank, {r: lab[rank] for r, lab in truth_all.items()}, calls, probs)
-            entry["average_precision_all_classes"] = full.metrics["average_precision"]
-        summary["ranks"][rank] = entry
-        results[rank] = result
-    return summary, results
-
-
-def plot_pr(path: Path, title: str, curves: dict[str, RankResult]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(4.8, 4.2))
-    for method, result in curves.items():
-        p, r = result.curve_top1
-        ap = result.metrics["average_precision_top1"]
-        style = {"mmseqs2": ":", "bertax": "--", "hybrid": "-"}[method]  # hybrid may cover mmseqs2
-        ax.step(np.r_[0.0, r], np.r_[p[:1] if len(p) else [1.0], p], where="post", ls=style,
-                lw=2.2 if method == "mmseqs2" else 1.4, zorder=3 if method == "mmseqs2" else 2,
-                label=f"{METHOD_LABELS[method]} (AP {ap:.3f})")
-    ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="recall", ylabel="precision", title=title)
-    ax.legend(loc="lower left", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-# --- the benchmark -------------------------------------------------------------------------------
 
 
 @dataclass
@@ -452,159 +340,742 @@ def make_splits(
     return out
 
 
-def tune(
-    split: SplitData, mm: Mmseqs, taxdump: Path, data: Path, args: argparse.Namespace,
-    work: Path,
-) -> list[dict]:
-    """Hybrid AP per rank on the validation set for every (lca mode, identity minimums)."""
+# --- MMseqs2 references --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reference:
+    db: Path
+    tier: str
+    key: str  # changes whenever the database would
+    build: dict  # steps' seconds and peak memory, sizes
+
+
+def reference_folder(outdir: Path, tier: str, genomes: list[Genome], kmer: int
+                     ) -> tuple[Path, dict, str]:
+    manifest = {"tier": tier, "genomes": sorted(g.genome_id for g in genomes)}
+    if tier == "nt":
+        manifest["kmer"] = kmer
+    key = hashlib.sha1(json.dumps(manifest).encode()).hexdigest()[:10]
+    return outdir / "refs" / f"{tier}-{key}", manifest, key  # one build per set: splits share
+
+
+def genome_proteins(genome: Genome, data: Path, outdir: Path) -> dict:
+    """`hytax genes` for one genome, kept for every reference that holds the genome."""
+    folder = outdir / "genes"
+    folder.mkdir(exist_ok=True)
+    faa, tsv = folder / f"{genome.genome_id}.faa", folder / f"{genome.genome_id}.tsv"
+    stamp = folder / f"{genome.genome_id}.json"
+    key = fingerprint(genome.path.stat().st_size, genome.path.stat().st_mtime_ns)
+    if (done := reusable(stamp, key)) is not None:
+        return done
+    started = time.monotonic()
+    try:
+        genes = write_proteins(fasta=genome.path, mapping=data / "seq2taxid.tsv",
+                               proteins_out=faa, mapping_out=tsv).genes
+    except HytaxError as exc:  # no gene in it: the genome adds no protein
+        log(f"genes: {exc}")
+        faa.write_text("")
+        tsv.write_text("")
+        genes = 0
+    return stamp_write(stamp, key, genes=genes, seconds=round(time.monotonic() - started, 2))
+
+
+def build_reference(
+    mm: Mmseqs, tier: str, name: str, genomes: list[Genome], data: Path, taxdump: Path,
+    outdir: Path,
+) -> Reference:
+    """The tier's database of `genomes` (createdb + createtaxdb --tax-db-mode 0 + createindex);
+    reused when the same genomes (and k) were built before."""
+    folder, manifest, key = reference_folder(outdir, tier, genomes, mm.kmer)
+    db = folder / "ref"
+    done = folder / "manifest.json"
+    if done.is_file() and json.loads(done.read_text()) == manifest:
+        log(f"{TIER_LABELS[tier]} reference {name}: reused {folder.name} ({len(genomes)} genomes)")
+        return Reference(db, tier, key, json.loads((folder / "build.json").read_text()))
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    tmp = folder / "tmp"
+    log(f"{TIER_LABELS[tier]} reference {name}: {len(genomes)} genomes")
+    build: dict = {"genomes": len(genomes), "bases": sum(g.length or 0 for g in genomes)}
+    if tier == "nt":
+        build["createdb"] = mm("createdb", *[g.path for g in genomes], db, "--dbtype", "2")
+        mapping = data / "seq2taxid.tsv"
+        index_args: list[str | int] = ["--search-type", "3", "-k", mm.kmer]
+    else:
+        genes = [genome_proteins(g, data, outdir) for g in genomes]
+        build["genes"] = {"seconds": round(sum(g["seconds"] for g in genes), 1),
+                          "proteins": sum(g["genes"] for g in genes),
+                          "genomes_without_genes": sum(1 for g in genes if not g["genes"])}
+        faa, mapping = folder / "proteins.faa", folder / "proteins.tsv"
+        for suffix, out in ((".faa", faa), (".tsv", mapping)):
+            with open(out, "wb") as dst:
+                for g in genomes:
+                    with open(outdir / "genes" / f"{g.genome_id}{suffix}", "rb") as src:
+                        shutil.copyfileobj(src, dst)
+        build["createdb"] = mm("createdb", faa, db, "--dbtype", "1")
+        index_args = []
+    build["createtaxdb"] = mm("createtaxdb", db, tmp, "--ncbi-tax-dump", taxdump,
+                              "--tax-mapping-file", mapping, "--tax-db-mode", "0",
+                              "--threads", mm.threads)
+    build["createindex"] = mm("createindex", db, tmp, *index_args, "--threads", mm.threads)
+    shutil.rmtree(tmp, ignore_errors=True)
+    if tier == "aa":
+        (folder / "proteins.faa").unlink()  # the database holds them; genes/ keeps each genome's
+    build = {k: asdict(v) if isinstance(v, Step) else v for k, v in build.items()}
+    build["db_bytes"] = folder_bytes(folder, "ref*")
+    build["index_bytes"] = folder_bytes(folder, "ref.idx*")
+    (folder / "build.json").write_text(json.dumps(build, indent=1) + "\n")
+    done.write_text(json.dumps(manifest, indent=1) + "\n")
+    return Reference(db, tier, key, build)
+
+
+def sort_by_query(raw: Path, out: Path) -> None:
+    """`sort -k1,1n -s`: rows by read number, a read's rows in MMseqs2's order."""
+    lines = [line for line in raw.read_text().splitlines() if line]
+    lines.sort(key=lambda line: int(line.split("\t", 1)[0]))
+    out.write_text("".join(f"{line}\n" for line in lines))
+
+
+def search(mm: Mmseqs, reads: Path, ref: Reference, work: Path, lca_mode: int = 3
+           ) -> tuple[Path, Path, float]:
+    """What the pipeline's MMSEQS_TAXONOMY step does: reads renamed to their number in `reads`,
+    `mmseqs taxonomy`, createtsv, convertalis, both tables sorted by read number. Returns (LCA
+    TSV, alignment TSV, seconds the search took when it ran)."""
     work.mkdir(parents=True, exist_ok=True)
-    fasta, labels = work / "val.fa", work / "val.labels.tsv"
-    write_fasta_subset(split.val, fasta, labels)
+    lca, aln, stamp = work / "lca.tsv", work / "aln.tsv", work / "search.json"
+    key = fingerprint(reads, ref.key, lca_mode, mm.kmer, mmseqs2.ALN_COLUMNS)
+    if (done := reusable(stamp, key)) is not None:
+        return lca, aln, done["seconds"]
+    numbered, qdb, res, tmp = work / "query.fa", work / "qdb", work / "res", work / "tmp"
+    with numbered.open("w") as out:
+        for n, read in enumerate(read_records(reads), start=1):
+            out.write(f">{n}\n{read.seq}\n")
+    for path in [*work.glob("qdb*"), *work.glob("res*")]:
+        path.unlink()
+    if ref.tier == "nt":
+        search_args: list[str | int] = ["--search-type", "3", "-k", mm.kmer]
+        convert_args: list[str | int] = ["--search-type", "3"]
+    else:
+        # translated search; MMseqs2 14's ORF pre-filter aborts on an indexed protein database
+        # (free(): invalid pointer), so it is off: the indexed search is also much faster
+        search_args, convert_args = ["--orf-filter", "0"], []
+    started = time.monotonic()
+    mm("createdb", numbered, qdb, "--dbtype", "2")
+    mm("taxonomy", qdb, ref.db, res, tmp, "--tax-lineage", "1", "--tax-output-mode", "2",
+       "--lca-mode", lca_mode, "--threads", mm.threads, *search_args)
+    mm("createtsv", qdb, res, work / "lca.raw", "--threads", mm.threads)
+    mm("convertalis", qdb, ref.db, f"{res}_aln", work / "aln.raw", "--format-output",
+       mmseqs2.ALN_COLUMNS, "--threads", mm.threads, *convert_args)
+    seconds = round(time.monotonic() - started, 2)
+    for name, out_path in (("lca", lca), ("aln", aln)):
+        sort_by_query(work / f"{name}.raw", out_path)
+        (work / f"{name}.raw").unlink()
+    shutil.rmtree(tmp, ignore_errors=True)
+    for path in [*work.glob("qdb*"), *work.glob("res*"), numbered]:
+        path.unlink()
+    stamp_write(stamp, key, seconds=seconds)
+    return lca, aln, seconds
+
+
+def tier_claims(
+    mm: Mmseqs, reads: Path, ref: Reference, taxonomy: Taxonomy, work: Path, lca_mode: int = 3,
+) -> tuple[Path, float]:
+    """The tier's claims on `reads` before any minimum (hytax claims without --min-*), and the
+    search's seconds."""
+    name = f"{ref.tier}_lca{lca_mode}"
+    lca, aln, seconds = search(mm, reads, ref, work / f"mmseqs_{name}", lca_mode)
+    raw = work / f"{name}.claims.tsv"
+    write_claims(raw, mmseqs2.claims(units=reads, raw=[lca, aln], taxonomy=taxonomy,
+                                     db_type=DB_TYPES[ref.tier], source=f"mmseqs2:{ref.tier}"))
+    return raw, seconds
+
+
+# --- methods -------------------------------------------------------------------------------------
+
+
+def predict(model: Path, fasta: Path, out: Path, threads: int, probabilities: Path | None = None
+            ) -> None:
+    """`hytax predict` on CPU; reused when the reads and the model are the same."""
+    stamp = out.with_name(out.name + ".json")
+    weights = model / "model.safetensors"
+    key = fingerprint(fasta, model / "config.json",
+                      weights.stat().st_size if weights.is_file() else 0,
+                      weights.stat().st_mtime_ns if weights.is_file() else 0, probabilities)
+    if reusable(stamp, key) is not None:
+        return
+    options = PredictOptions(device="cpu", threads=threads, progress="off")
+    if not any(True for _ in read_records(fasta)):
+        out.write_text("")  # nothing routed: merge treats an empty table as no predictions
+    else:
+        predict_file(model, fasta, None, out, probabilities, options)
+    stamp_write(stamp, key)
+
+
+def subset_predictions(source: Path, fasta: Path, out: Path) -> None:
+    """Rows of a predictions TSV for the reads of `fasta` (the routed reads)."""
+    wanted = {r.id for r in read_records(fasta)}
+    with open(source) as src, open(out, "w") as dst:
+        dst.write(src.readline())
+        for line in src:
+            if line.split("\t", 1)[0] in wanted:
+                dst.write(line)
+
+
+def combine(
+    units: Path, raw: dict[str, Path], rules: dict[str, ClaimRule], setting: HybridSetting,
+    bertax: Path | None, taxonomy: Taxonomy, out: Path,
+) -> int:
+    """hytax claims (each tier cut by its rule) -> route (tiers in the order of `raw`) ->
+    merge with BERTax's rows for the routed reads (none when `bertax` is None). Returns the
+    number of reads routed on."""
+    cut = []
+    for tier, path in raw.items():
+        tier_out = out.with_suffix(f".{tier}.claims.tsv")
+        write_tier_claims((claim for _, claim in read_claims(path)), rules[tier], tier_out)
+        cut.append(tier_out)
+    kept, routed, predicted = (out.with_suffix(s) for s in (".kept.tsv", ".routed.fa",
+                                                            ".routed.bertax.tsv"))
+    _, n_routed = route(units=units, tiers=cut, mode=setting.route, route_rank="genus",
+                        kept_out=kept, routed_out=routed)
+    if bertax is None:
+        predicted.write_text("")
+    else:
+        subset_predictions(bertax, routed, predicted)
+    merge(units=units, claims=kept, bertax=predicted, taxonomy=taxonomy,
+          min_confidence=setting.min_confidence, output=out)
+    for path in (*cut, routed, predicted):
+        path.unlink()
+    return n_routed
+
+
+# --- scoring -------------------------------------------------------------------------------------
+
+
+def score(
+    predictions: Path, labels: Path, probabilities: Path | None = None, model: Path | None = None
+) -> tuple[dict, dict[str, RankResult]]:
+    """hytax evaluate's metrics per rank against the truth labels (raw taxids, no model mapping:
+    a method is right only with the true taxon), plus the row bookkeeping."""
+    ranks = list(RANKS)
+    _, calls, _ = read_calls(predictions, ranks)  # raises on a read listed twice
+    truth_all = read_labels(labels)
+    probs = None
+    if probabilities is not None and model is not None:
+        name_to_taxid = {r: {"unknown": 0} for r in ranks}
+        for rank, classes in model_config(model)["classes"].items():
+            if rank in name_to_taxid:
+                name_to_taxid[rank].update({c["name"]: int(c["taxid"]) for c in classes})
+        probs = read_probabilities(probabilities, ranks, name_to_taxid)
+    with open(predictions) as fh:
+        rows = sum(1 for _ in fh) - 1
+    summary: dict = {
+        "rows": rows,
+        "reads": len(truth_all),
+        "missing": sum(1 for r in truth_all if r not in calls),
+        "extra": sum(1 for r in calls if r not in truth_all),
+        "ranks": {},
+    }
+    results = {}
+    for rank in ranks:
+        truth = {r: lab[rank] for r, lab in truth_all.items()}
+        result = score_rank(rank, truth, calls, None)
+        m = result.metrics
+        entry = {k: m[k] for k in ("reads", "classified", "accuracy", "precision",
+                                   "mean_class_accuracy", "average_precision")}
+        entry["right"] = round(m["accuracy"] * m["reads"])
+        if probs is not None:
+            entry["average_precision_all_classes"] = score_rank(
+                rank, truth, calls, probs).metrics["average_precision"]
+        summary["ranks"][rank] = entry
+        results[rank] = result
+    return summary, results
+
+
+def plot_pr(path: Path, title: str, curves: dict[str, RankResult]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    styles = {"nt": (":", 2.4), "nt_aa": ("-.", 2.0), "bertax": ("--", 1.4),
+              "previous": ((0, (1, 1)), 1.4), "hybrid": ("-", 1.4)}
+    fig, ax = plt.subplots(figsize=(5.2, 4.4))
+    for method, result in curves.items():
+        p, r = result.curve_top1
+        ap = result.metrics["average_precision_top1"]
+        ls, lw = styles[method]
+        ax.step(np.r_[0.0, r], np.r_[p[:1] if len(p) else [1.0], p], where="post", ls=ls,
+                lw=lw, label=f"{METHOD_LABELS[method]} (AP {ap:.3f})")
+    ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="recall", ylabel="precision", title=title)
+    ax.legend(loc="lower left", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+# --- choosing each tier's claim minimums ---------------------------------------------------------
+
+
+@dataclass
+class Evidence:
+    """One tier's claims (before any minimum) on one validation set, one row per read."""
+
+    lengths: np.ndarray
+    identity: np.ndarray
+    aln_fraction: np.ndarray
+    taxids: np.ndarray  # reads x RANKS
+    truth: np.ndarray  # reads x RANKS
+
+    @classmethod
+    def load(cls, claims: Path, reads: Path, labels: Path) -> Evidence:
+        truth = read_labels(labels)
+        lengths = {r.id: len(r.seq) for r in read_records(reads)}
+        rows = [c for _, c in read_claims(claims)]
+        return cls(
+            lengths=np.array([lengths[c.read_id] for c in rows], dtype=int),
+            identity=np.array([c.identity for c in rows]),
+            aln_fraction=np.array([c.aln_fraction for c in rows]),
+            taxids=np.array([c.taxids for c in rows], dtype=np.int64).reshape(-1, len(RANKS)),
+            truth=np.array([[truth[c.read_id][r] for r in RANKS] for c in rows],
+                           dtype=np.int64).reshape(-1, len(RANKS)),
+        )
+
+    def outcome(self, rank: int, min_aln: float, min_identity: float
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """(right, wrong) masks of the rank's claims that `hytax.routing.keep` would keep."""
+        kept = ((self.taxids[:, rank] != 0) & (self.aln_fraction >= min_aln)
+                & (self.identity >= min_identity))
+        right = kept & (self.taxids[:, rank] == self.truth[:, rank])
+        return right, kept & ~right
+
+
+@dataclass
+class Criterion:
+    max_wrong: dict[str, float]  # per rank, share of validation-genus reads
+    min_genus_recall: float  # share of the genus recall without minimums, similar validation
+
+
+def effective(minimums: dict[str, float]) -> list[float]:
+    """Per rank, the identity a claim needs there: a rank's minimum also holds below it."""
+    out, floor = [], 0.0
+    for rank in RANKS:
+        floor = max(floor, minimums.get(rank, 0.0))
+        out.append(floor)
+    return out
+
+
+def assess(rule: ClaimRule, unknown: Evidence, known: Evidence, lengths: Sequence[int]) -> dict:
+    """Per length: wrong claims per rank on validation genera (share of their reads), right
+    claims per rank on both validation sets, genus recall on known genera (absolute, and as a
+    share of the recall the tier has without minimums)."""
+    needs = effective(rule.min_identity)
+    out: dict = {}
+    for length in lengths:
+        u = unknown.lengths == length
+        k = known.lengths == length
+        known_genus = k & (known.truth[:, RANKS.index("genus")] != 0)
+        row: dict = {"unknown_reads": int(u.sum()), "known_reads": int(known_genus.sum()),
+                     "wrong": {}, "right_unknown": {}, "right_known": {}}
+        for i, rank in enumerate(RANKS):
+            right_u, wrong_u = unknown.outcome(i, rule.min_aln_fraction, needs[i])
+            right_k, _ = known.outcome(i, rule.min_aln_fraction, needs[i])
+            row["wrong"][rank] = round(float(wrong_u[u].mean()) if u.any() else 0.0, 6)
+            row["right_unknown"][rank] = int(right_u[u].sum())
+            row["right_known"][rank] = int(right_k[k].sum())
+        g = RANKS.index("genus")
+        right, _ = known.outcome(g, rule.min_aln_fraction, needs[g])
+        free, _ = known.outcome(g, 0.0, 0.0)
+        row["genus_recall"] = round(float(right[known_genus].mean()), 6) if known_genus.any() \
+            else 0.0
+        row["genus_recall_kept"] = round(float(right[known_genus].sum()
+                                               / max(1, free[known_genus].sum())), 6)
+        out[str(length)] = row
+    return out
+
+
+def meets(assessment: dict, criterion: Criterion) -> bool:
+    return all(
+        all(row["wrong"][r] <= criterion.max_wrong[r] for r in RANKS)
+        and row["genus_recall_kept"] >= criterion.min_genus_recall
+        for row in assessment.values()
+    )
+
+
+def right_claims(assessment: dict) -> int:
+    return sum(sum(row["right_unknown"].values()) + sum(row["right_known"].values())
+               for row in assessment.values())
+
+
+def choose_rule(
+    unknown: Evidence, known: Evidence, lengths: Sequence[int], identity_grid: Sequence[float],
+    aln_grid: Sequence[float], criterion: Criterion,
+) -> dict:
+    """The tier's minimums: for each alignment-fraction minimum, per rank from the top the
+    lowest identity minimum (on the grid, at least the rank above's) whose wrong claims on
+    validation genera stay within the bound at every length; of those rules, the ones that keep
+    the genus recall; of those, the rule that keeps the most right claims. Where no rule meets
+    the criterion, the one with the fewest wrong genus claims (then the most right claims)."""
+    candidates = []
+    for min_aln in aln_grid:
+        minimums: dict[str, float] = {}
+        for i, rank in enumerate(RANKS):
+            floor = max(minimums.values(), default=0.0)
+            for value in (v for v in identity_grid if v >= floor):
+                _, wrong = unknown.outcome(i, min_aln, value)
+                if all(wrong[unknown.lengths == n].mean() <= criterion.max_wrong[rank]
+                       for n in lengths if (unknown.lengths == n).any()):
+                    break
+            minimums[rank] = value  # the grid's top when nothing meets the bound
+        rule = ClaimRule({r: v for r, v in minimums.items() if v > 0}, min_aln)
+        result = assess(rule, unknown, known, lengths)
+        candidates.append({"rule": rule, "assessment": result, "meets": meets(result, criterion),
+                           "right": right_claims(result),
+                           "worst_wrong_genus": max(r["wrong"]["genus"] for r in result.values())})
+    met = [c for c in candidates if c["meets"]]
+    if met:
+        best = max(met, key=lambda c: c["right"])  # first (lowest minimum) of ties
+    else:
+        best = min(candidates, key=lambda c: (c["worst_wrong_genus"], -c["right"]))
+    return {"chosen": best, "candidates": candidates}
+
+
+def rule_json(rule: ClaimRule) -> dict:
+    return {"min_identity": {r: rule.min_identity[r] for r in RANKS if r in rule.min_identity},
+            "min_aln_fraction": rule.min_aln_fraction}
+
+
+# --- the benchmark -------------------------------------------------------------------------------
+
+
+@dataclass
+class Validation:
+    """One split's validation set with each tier's claims and BERTax's predictions."""
+
+    split: str
+    fasta: Path
+    labels: Path
+    raw: dict[str, Path] = field(default_factory=dict)
+    bertax: Path | None = None
+
+
+def validate(split: SplitData, mm: Mmseqs, taxonomy: Taxonomy, taxdump: Path, data: Path,
+             args: argparse.Namespace) -> Validation | None:
+    work = args.outdir / split.name / "val"
+    work.mkdir(parents=True, exist_ok=True)
+    val = Validation(split.name, work / "val.fa", work / "val.labels.tsv")
+    write_split(split.val, val.fasta, val.labels)
     if not split.val:
-        return []
-    db = build_reference(mm, f"{split.name}-val", split.val_reference, data, taxdump, args.outdir)
-    bertax = work / "val.bertax.tsv"
-    predict(args.model, fasta, bertax, args.threads)
+        return None
+    for tier in TIERS:
+        ref = build_reference(mm, tier, f"{split.name}-val", split.val_reference, data, taxdump,
+                              args.outdir)
+        val.raw[tier], _ = tier_claims(mm, val.fasta, ref, taxonomy, work)
+    val.bertax = work / "val.bertax.tsv"
+    predict(args.model, val.fasta, val.bertax, args.threads)
+    return val
+
+
+def tune_hybrid(
+    vals: list[Validation], rules: dict[str, ClaimRule], taxonomy: Taxonomy,
+    args: argparse.Namespace,
+) -> list[dict]:
+    """The full hybrid's mean AP over the ranks on each validation set, per route mode and
+    BERTax minimum confidence."""
     rows = []
-    for lca_mode in args.tune_lca_modes:
-        lca, aln = classify(mm, fasta, db, work / "mmseqs", lca_mode)
-        grid = [(m, s, a, c) for m in args.tune_route for s in args.tune_identity
-                for a in args.tune_aln_fraction for c in args.tune_min_confidence]
-        for mode, setting, aln_fraction, conf in grid:
-            name = (f"lca{lca_mode}_{mode}_{identity_text(setting).replace(',', '_')}"
-                    f"_aln{aln_fraction:g}_conf{conf:g}")
-            out = work / f"hybrid_{name}.tsv"
-            _, n_routed = hybrid(fasta, lca, aln, taxdump, out, setting, aln_fraction, conf,
-                                 mode, bertax, args.model, args.threads)
-            summary, _ = score(out, labels)
-            ap = {r: summary["ranks"][r]["average_precision"] for r in RANKS}
-            rows.append({"lca_mode": lca_mode, "route": mode,
-                         "min_identity": identity_text(setting),
-                         "min_aln_fraction": aln_fraction,
-                         "min_confidence": conf, "routed": n_routed,
-                         "reads": summary["reads"], "average_precision": ap,
-                         "mean_average_precision": round(float(np.mean(list(ap.values()))), 6)})
-            log(f"tune {split.name}: lca {lca_mode}, {mode}, {identity_text(setting)}, "
-                f"aln {aln_fraction:g}, conf {conf:g}: AP "
-                + " ".join(f"{r} {v:.3f}" for r, v in ap.items()))
+    for mode in args.tune_route:
+        for conf in args.tune_min_confidence:
+            setting = HybridSetting(mode, conf)
+            row: dict = {"route": mode, "min_confidence": conf, "splits": {}}
+            for val in vals:
+                out = val.fasta.with_name(f"hybrid_{mode}_conf{conf:g}.tsv")
+                n_routed = combine(val.fasta, val.raw, rules, setting, val.bertax, taxonomy, out)
+                summary, _ = score(out, val.labels)
+                ap = {r: summary["ranks"][r]["average_precision"] for r in RANKS}
+                row["splits"][val.split] = {"routed": n_routed, "reads": summary["reads"],
+                                            "average_precision": ap,
+                                            "mean_average_precision": float(np.mean(list(
+                                                ap.values())))}
+            row["mean_average_precision"] = round(float(np.mean(
+                [s["mean_average_precision"] for s in row["splits"].values()])), 6)
+            log(f"tune hybrid: {mode}, min confidence {conf:g}: mean AP "
+                f"{row['mean_average_precision']:.3f}")
+            rows.append(row)
     return rows
 
 
 def evaluate_split(
-    split: SplitData, mm: Mmseqs, taxdump: Path, data: Path, args: argparse.Namespace,
-    lca_mode: int, setting: dict[str, float], min_aln_fraction: float, min_confidence: float,
-    route_mode: str, plots: Path,
+    split: SplitData, mm: Mmseqs, taxonomy: Taxonomy, taxdump: Path, data: Path,
+    args: argparse.Namespace, rules: dict[str, ClaimRule], setting: HybridSetting, plots: Path,
 ) -> dict:
     work = args.outdir / split.name
-    db = build_reference(mm, split.name, split.reference, data, taxdump, args.outdir)
-    ref_taxids = reference_taxids(db)
-    results: dict = {"reference": {"genomes": len(split.reference),
-                                   "bases": sum(g.length or 0 for g in split.reference),
-                                   "taxids": len(ref_taxids)}, "lengths": {}}
+    refs = {tier: build_reference(mm, tier, split.name, split.reference, data, taxdump,
+                                  args.outdir) for tier in TIERS}
+    previous_rule, previous = PREVIOUS[split.name]
+    results: dict = {"references": {t: r.build for t, r in refs.items()}, "lengths": {}}
     for length, fragments in split.test.items():
         d = work / f"test_{length}"
         d.mkdir(parents=True, exist_ok=True)
         fasta, labels = d / "test.fa", d / "test.labels.tsv"
-        write_fasta_subset(fragments, fasta, labels)
+        write_split(fragments, fasta, labels)
         log(f"{split.name} {length} nt: {len(fragments)} test fragments")
-        lca3, aln3 = classify(mm, fasta, db, d / "mmseqs", 3)
-        mmseqs_alone(fasta, lca3, aln3, taxdump, d / "mmseqs2.tsv")
-        predict(args.model, fasta, d / "bertax.tsv", args.threads, d / "bertax.probs.jsonl")
-        lca, aln = (lca3, aln3) if lca_mode == 3 else classify(mm, fasta, db, d / "mmseqs",
-                                                               lca_mode)
-        _, n_routed = hybrid(fasta, lca, aln, taxdump, d / "hybrid.tsv", setting,
-                             min_aln_fraction, min_confidence, route_mode, None, args.model,
-                             args.threads)
+        raw, seconds = {}, {}
+        for tier in TIERS:
+            raw[tier], seconds[tier] = tier_claims(mm, fasta, refs[tier], taxonomy, d)
+        previous_raw = raw["nt"]
+        if previous.lca_mode != 3:
+            previous_raw, _ = tier_claims(mm, fasta, refs["nt"], taxonomy, d, previous.lca_mode)
+        bertax = d / "bertax.tsv"
+        predict(args.model, fasta, bertax, args.threads, d / "bertax.probs.jsonl")
+        database_only = HybridSetting(setting.route, 1.0)
+        routed = {
+            "nt": combine(fasta, {"nt": raw["nt"]}, rules, database_only, None, taxonomy,
+                          d / "nt.tsv"),
+            "nt_aa": combine(fasta, raw, rules, database_only, None, taxonomy, d / "nt_aa.tsv"),
+            "previous": combine(fasta, {"nt": previous_raw}, {"nt": previous_rule}, previous,
+                                bertax, taxonomy, d / "previous.tsv"),
+            "hybrid": combine(fasta, raw, rules, setting, bertax, taxonomy, d / "hybrid.tsv"),
+        }
         per_method: dict = {}
         curves: dict[str, dict[str, RankResult]] = {r: {} for r in RANKS}
         for method in METHODS:
             probs = d / "bertax.probs.jsonl" if method == "bertax" else None
             summary, rank_results = score(d / f"{method}.tsv", labels, probs, args.model)
+            summary["routed"] = routed.get(method)
             per_method[method] = summary
             for rank in RANKS:
                 curves[rank][method] = rank_results[rank]
         for rank in RANKS:
             plot_pr(plots / f"pr_{split.name}_{length}_{rank}.png",
                     f"{split.name}, {length} nt: {rank}", curves[rank])
-        results["lengths"][str(length)] = {"fragments": len(fragments), "routed": n_routed,
-                                           "methods": per_method}
+        results["lengths"][str(length)] = {
+            "fragments": len(fragments), "methods": per_method,
+            "search_seconds": {t: seconds[t] for t in TIERS},
+        }
     return results
 
 
-def genus_names(taxdump: Path, taxids: Iterable[int]) -> dict[str, str]:
-    from hytax.taxonomy import Taxonomy
+def genus_names(taxonomy: Taxonomy, taxids: Iterable[int]) -> dict[str, str]:
+    return {str(t): taxonomy.name(t) for t in sorted(taxids)}
 
-    tax = Taxonomy.load(taxdump)
-    return {str(t): tax.name(t) for t in sorted(taxids)}
+
+def candidate_json(candidate: dict) -> dict:
+    return {**rule_json(candidate["rule"]), "meets": candidate["meets"],
+            "right_claims": candidate["right"], "assessment": candidate["assessment"]}
+
+
+def choose_rules(vals: dict[str, Validation], lengths: list[int], args: argparse.Namespace
+                 ) -> tuple[dict[str, ClaimRule], dict]:
+    """Each tier's minimums from the validation sets (wrong claims: non-similar; recall:
+    similar)."""
+    criterion = Criterion(
+        max_wrong={r: args.max_wrong_genus if r == "genus" else args.max_wrong_above
+                   for r in RANKS},
+        min_genus_recall=args.min_genus_recall)
+    rules, report = {}, {}
+    for tier in TIERS:
+        unknown, known = (Evidence.load(vals[s].raw[tier], vals[s].fasta, vals[s].labels)
+                          for s in ("nonsimilar", "similar"))
+        choice = choose_rule(unknown, known, lengths, args.identity_grid, args.aln_grid,
+                             criterion)
+        chosen = choice["chosen"]
+        rules[tier] = chosen["rule"]
+        report[tier] = {"chosen": candidate_json(chosen),
+                        "candidates": [candidate_json(c) for c in choice["candidates"]]}
+        log(f"{TIER_LABELS[tier]} tier: {rule_text(chosen['rule'])} "
+            f"({'meets' if chosen['meets'] else 'does NOT meet'} the criterion)")
+    return rules, {"criterion": asdict(criterion), "tiers": report}
+
+
+def headline(report: dict) -> list[dict]:
+    """Non-similar split, superkingdom: the full hybrid against the previous hybrid."""
+    rows = []
+    split = report["splits"].get("nonsimilar")
+    if split is None:
+        return rows
+    for length, r in split["results"]["lengths"].items():
+        new, old = (r["methods"][m]["ranks"]["superkingdom"] for m in ("hybrid", "previous"))
+        rows.append({
+            "length": int(length), "fragments": r["fragments"],
+            "right": {"hybrid": new["right"], "previous": old["right"]},
+            "precision": {"hybrid": new["precision"], "previous": old["precision"]},
+            "classified": {"hybrid": new["classified"], "previous": old["classified"]},
+            "more_right": new["right"] > old["right"],
+            "precision_not_lower": new["precision"] >= old["precision"],
+        })
+    return rows
+
+
+def protein_costs(report: dict) -> dict:
+    """The protein tier's database builds and translated searches in this run."""
+    builds, searches = {}, []
+    for name, s in report["splits"].items():
+        builds[name] = s["results"]["references"]["aa"]
+        if s.get("validation_references"):
+            builds[f"{name}-val"] = s["validation_references"]["aa"]
+        for length, r in s["results"]["lengths"].items():
+            searches.append({"split": name, "length": int(length), "reads": r["fragments"],
+                             "seconds": r["search_seconds"]["aa"],
+                             "nucleotide_seconds": r["search_seconds"]["nt"]})
+    return {"builds": builds, "searches": searches}
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def fmt_rule(rule: dict) -> str:
+    ids = ", ".join(f"{r} {v:g}" for r, v in rule["min_identity"].items()) or "none"
+    return f"identity {ids}; aln fraction {rule['min_aln_fraction']:g}"
 
 
 def markdown(report: dict) -> str:
     cfg = report["config"]
+    crit = report["rules"]["criterion"]
     lines = [
-        "# Hybrid benchmark: MMseqs2 alone, BERTax alone, MMseqs2 + BERTax", "",
+        "# Hybrid benchmark: MMseqs2 nucleotide and protein tiers, BERTax, hybrid", "",
         f"Command: `{cfg['command']}`", "",
         f"Model `{cfg['model']}`; lengths {', '.join(map(str, cfg['lengths']))} nt; "
-        f"seed {cfg['seed']}; MMseqs2 `-k {cfg['kmer']}`; the hybrid's `--route`, identity "
-        "minimums, `--lca-mode` and `--min-confidence` are tuned on validation (see below). "
-        "AP is the average precision of the top class over confidence thresholds (MMseqs2: "
-        "best-hit identity; BERTax: class probability; hybrid: each rank's source's), as "
-        "`hytax evaluate` computes it without `--probabilities`; every test fragment counts, "
-        "unclassified ones lower recall.", "",
+        f"seed {cfg['seed']}; nucleotide search `-k {cfg['kmer']}`. AP is the average "
+        "precision of the top class over confidence (database tiers: best-hit identity, "
+        "amino-acid identity for the protein tier; BERTax: class probability); precision is of "
+        "the answered reads; every test fragment counts.", "",
         "## Data", "",
-        "| split | genomes sampled | held-out genera | reference genomes | reference Mb "
-        "| test fragments per length | validation fragments | validation genera |",
-        "|---|---:|---:|---:|---:|---|---:|---:|",
+        "| split | genomes | held-out genera | reference genomes | reference Mb "
+        "| proteins | test fragments per length | validation fragments | validation genera |",
+        "|---|---:|---:|---:|---:|---:|---|---:|---:|",
     ]
     for split, s in report["splits"].items():
-        ref = s["results"]["reference"]
+        refs = s["results"]["references"]
         per_len = ", ".join(f"{n} nt: {v['fragments']}" for n, v in s["results"]["lengths"].items())
         lines.append(
             f"| {split} | {report['data']['genomes']} | {len(s['heldout_genera'])} "
-            f"| {ref['genomes']} | {ref['bases'] / 1e6:.1f} | {per_len} "
+            f"| {refs['nt']['genomes']} | {refs['nt']['bases'] / 1e6:.1f} "
+            f"| {refs['aa']['genes']['proteins']} | {per_len} "
             f"| {s['validation']['fragments']} | {len(s['validation']['genera'])} |")
     for split, s in report["splits"].items():
         if s["heldout_genera"]:
-            names = ", ".join(s["heldout_genera"].values())
-            lines += ["", f"Held-out genera ({split}): {names}."]
+            lines += ["", f"Held-out genera ({split}): {', '.join(s['heldout_genera'].values())}."]
+        if s["validation"]["genera"]:
+            lines += ["", f"Validation genera ({split}): "
+                      f"{', '.join(s['validation']['genera'].values())}."]
+    lines += [
+        "", "## Claim minimums chosen on validation", "",
+        f"Criterion: wrong genus claims (a genus given to a read of a validation genus, which no "
+        f"validation reference holds) at most {pct(crit['max_wrong']['genus'])} of those reads, "
+        f"wrong phylum and superkingdom claims at most {pct(crit['max_wrong']['phylum'])}, at "
+        f"every length; genus recall on known genera (similar validation) at least "
+        f"{pct(crit['min_genus_recall'])} of the tier's recall without minimums.", "",
+        "| tier | min identity | min aln fraction | meets | length | wrong sk / phylum / genus "
+        "| genus recall (kept share) | right claims sk / phylum / genus, validation genera |",
+        "|---|---|---:|---|---:|---|---|---|",
+    ]
+    for tier, t in report["rules"]["tiers"].items():
+        c = t["chosen"]
+        ids = ", ".join(f"{r}={v:g}" for r, v in c["min_identity"].items()) or "none"
+        for length, a in c["assessment"].items():
+            wrong = " / ".join(pct(a["wrong"][r]) for r in RANKS)
+            right = " / ".join(str(a["right_unknown"][r]) for r in RANKS)
+            lines.append(
+                f"| {TIER_LABELS[tier]} | {ids} | {c['min_aln_fraction']:g} "
+                f"| {'yes' if c['meets'] else '**no**'} | {length} | {wrong} "
+                f"| {pct(a['genus_recall'])} ({pct(a['genus_recall_kept'])}) | {right} |")
+    lines += ["", "Candidates (one per alignment-fraction minimum; identity minimums the "
+              "lowest that bound the wrong claims):", "",
+              "| tier | min identity | min aln fraction | meets | right claims "
+              "| worst wrong genus | lowest genus recall kept |",
+              "|---|---|---:|---|---:|---:|---:|"]
+    for tier, t in report["rules"]["tiers"].items():
+        for c in t["candidates"]:
+            ids = ", ".join(f"{r}={v:g}" for r, v in c["min_identity"].items()) or "none"
+            a = c["assessment"].values()
+            lines.append(
+                f"| {TIER_LABELS[tier]} | {ids} | {c['min_aln_fraction']:g} "
+                f"| {'yes' if c['meets'] else 'no'} | {c['right_claims']} "
+                f"| {pct(max(x['wrong']['genus'] for x in a))} "
+                f"| {pct(min(x['genus_recall_kept'] for x in a))} |")
+    chosen = report["hybrid_setting"]
+    lines += ["", "## Hybrid setting tuned on validation", "",
+              "| route | min confidence | " + " | ".join(
+                  f"{s} mean AP" for s in report["splits"]) + " | mean | chosen |",
+              "|---|---:|" + "---:|" * len(report["splits"]) + "---:|---|"]
+    for row in report["hybrid_tuning"]:
+        mark = "**yes**" if (row["route"], row["min_confidence"]) == (
+            chosen["route"], chosen["min_confidence"]) else ""
+        cells = " | ".join(pct(row["splits"][s]["mean_average_precision"])
+                           for s in report["splits"] if s in row["splits"])
+        lines.append(f"| {row['route']} | {row['min_confidence']:g} | {cells} "
+                     f"| {pct(row['mean_average_precision'])} | {mark} |")
+    lines += ["", "## Headline: non-similar superkingdom, full hybrid vs previous hybrid", "",
+              "| length | fragments | right (full / previous) | precision (full / previous) "
+              "| classified (full / previous) |", "|---:|---:|---|---|---|"]
+    for h in report["headline"]:
+        lines.append(
+            f"| {h['length']} | {h['fragments']} | {h['right']['hybrid']} / "
+            f"{h['right']['previous']} | {pct(h['precision']['hybrid'])} / "
+            f"{pct(h['precision']['previous'])} | {pct(h['classified']['hybrid'])} / "
+            f"{pct(h['classified']['previous'])} |")
     lines += ["", "## Results (test)", ""]
     for split, s in report["splits"].items():
-        chosen = s["chosen"]
         for length, r in s["results"]["lengths"].items():
+            routed = r["methods"]["hybrid"]["routed"]
             lines += [
-                f"### {split}, {length} nt ({r['fragments']} fragments; hybrid: lca-mode "
-                f"{chosen['lca_mode']}, route {chosen['route']}, min identity "
-                f"{chosen['min_identity']}, min alignment fraction "
-                f"{chosen['min_aln_fraction']:g}, min confidence "
-                f"{chosen['min_confidence']:g}, "
-                f"{r['routed']} routed to BERTax)", "",
-                "| rank | method | AP | mean class accuracy | accuracy | classified |",
-                "|---|---|---:|---:|---:|---:|",
+                f"### {split}, {length} nt ({r['fragments']} fragments; full hybrid routes "
+                f"{routed} to BERTax)", "",
+                "| rank | method | AP | accuracy | precision | classified | mean class accuracy |",
+                "|---|---|---:|---:|---:|---:|---:|",
             ]
             for rank in RANKS:
                 for method in METHODS:
                     m = r["methods"][method]["ranks"][rank]
                     lines.append(
-                        f"| {rank} | {METHOD_LABELS[method]} | {m['average_precision']:.1%} "
-                        f"| {m['mean_class_accuracy']:.1%} | {m['accuracy']:.1%} "
-                        f"| {m['classified']:.1%} |")
+                        f"| {rank} | {METHOD_LABELS[method]} | {pct(m['average_precision'])} "
+                        f"| {pct(m['accuracy'])} | {pct(m['precision'])} | {pct(m['classified'])} "
+                        f"| {pct(m['mean_class_accuracy'])} |")
             lines.append("")
-    lines += ["## Routing tuned on validation", "",
-              "| split | lca-mode | route | min identity | min aln fraction | min confidence "
-              "| routed | AP superkingdom | AP phylum | AP genus | mean AP | chosen |",
-              "|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
-    for split, s in report["splits"].items():
-        for t in s["tuning"]:
-            ap = t["average_precision"]
-            keys = ("lca_mode", "route", "min_identity", "min_aln_fraction", "min_confidence")
-            mark = "**yes**" if all(t[k] == s["chosen"][k] for k in keys) else ""
-            lines.append(
-                f"| {split} | {t['lca_mode']} | {t['route']} | {t['min_identity']} "
-                f"| {t['min_aln_fraction']:g} | {t['min_confidence']:g} "
-                f"| {t['routed']}/{t['reads']} "
-                f"| {ap['superkingdom']:.1%} | {ap['phylum']:.1%} | {ap['genus']:.1%} "
-                f"| {t['mean_average_precision']:.1%} | {mark} |")
+    costs = report["protein_costs"]
+    lines += ["## Protein tier costs in this run", "",
+              "| reference | genomes | proteins | genes s | createdb s | createtaxdb s "
+              "| createindex s | peak MB (createindex) | size MB (index) |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for name, b in costs["builds"].items():
+        lines.append(
+            f"| {name} | {b['genomes']} | {b['genes']['proteins']} | {b['genes']['seconds']:.0f} "
+            f"| {b['createdb']['seconds']:.0f} | {b['createtaxdb']['seconds']:.0f} "
+            f"| {b['createindex']['seconds']:.0f} | {b['createindex']['max_rss_mb'] or 0:.0f} "
+            f"| {b['db_bytes'] / 1e6:.0f} ({b['index_bytes'] / 1e6:.0f}) |")
+    lines += ["", "| split | length | reads | translated search s | nucleotide search s |",
+              "|---|---:|---:|---:|---:|"]
+    for q in costs["searches"]:
+        lines.append(f"| {q['split']} | {q['length']} | {q['reads']} | {q['seconds']:.1f} "
+                     f"| {q['nucleotide_seconds']:.1f} |")
     lines += ["", f"Wall time: {report['seconds']:.0f} s.", ""]
     return "\n".join(lines)
+
+
+def summary_text(report: dict) -> str:
+    """What the run prints: the chosen minimums, the headline, the protein tier's costs."""
+    out = ["chosen claim minimums (validation):"]
+    for tier, t in report["rules"]["tiers"].items():
+        c = t["chosen"]
+        out.append(f"  {TIER_LABELS[tier]} tier: {fmt_rule(c)}"
+                   + ("" if c["meets"] else "  (criterion NOT met)"))
+    h = report["hybrid_setting"]
+    out.append(f"  hybrid: route {h['route']}, min confidence {h['min_confidence']:g}")
+    out.append("non-similar superkingdom, full hybrid vs previous hybrid:")
+    for row in report["headline"]:
+        out.append(f"  {row['length']} nt: right {row['right']['hybrid']} vs "
+                   f"{row['right']['previous']} of {row['fragments']}, precision "
+                   f"{pct(row['precision']['hybrid'])} vs {pct(row['precision']['previous'])}")
+    out.append("protein searches (s): " + ", ".join(
+        f"{q['split']} {q['length']} nt {q['seconds']:.1f}"
+        for q in report["protein_costs"]["searches"]))
+    return "\n".join(out)
+
+
+def parse_grid(text: str) -> list[float]:
+    return sorted(float(x) for x in text.split(","))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -632,36 +1103,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--val-genus-fraction", type=float, default=0.3,
                    help="non-similar: share of each phylum's training fragments whose genera "
-                        "become validation genera (left out of the validation reference)")
+                        "become validation genera (left out of the validation references)")
     p.add_argument("--heldout-genera", default="auto",
                    help="non-similar test genera: a heldout_genera.tsv, 'auto' (the model's own "
                         "held-out genera where its file exists, else chosen) or 'choose'")
-    p.add_argument("--tune-identity", type=parse_identity, nargs="+",
-                   default=[{}, {"genus": 0.95}, {"genus": 0.95, "phylum": 0.85}],
-                   help="identity minimums tried on validation ('none' or RANK=X,...)")
-    p.add_argument("--tune-lca-modes", type=int, nargs="+", default=[3, 1],
-                   help="mmseqs taxonomy --lca-mode values tried (1 single search LCA, "
-                        "3 approximate 2bLCA = default)")
-    p.add_argument("--min-identity", type=parse_identity,
-                   help="fix the hybrid's identity minimums (default: best on validation)")
-    p.add_argument("--lca-mode", type=int, help="fix the hybrid's --lca-mode (default: tuned)")
-    p.add_argument("--tune-aln-fraction", type=float, nargs="+", default=[0.0, 0.5, 0.8],
-                   help="MMseqs2 minimum alignment fractions to try (hytax route "
-                        "--min-aln-fraction)")
-    p.add_argument("--min-aln-fraction", type=float,
-                   help="fix the hybrid's minimum alignment fraction (default: tuned)")
-    p.add_argument("--tune-min-confidence", type=float, nargs="+", default=[0.5, 0.2],
+    p.add_argument("--max-wrong-genus", type=float, default=0.02,
+                   help="criterion: most wrong genus claims, share of validation-genus reads")
+    p.add_argument("--max-wrong-above", type=float, default=0.02,
+                   help="criterion: most wrong phylum and superkingdom claims, same share")
+    p.add_argument("--min-genus-recall", type=float, default=0.95,
+                   help="criterion: least genus recall on the similar validation set, as a "
+                        "share of the tier's recall without minimums")
+    p.add_argument("--identity-grid", type=parse_grid,
+                   default=parse_grid("0,0.5,0.6,0.7,0.75,0.8,0.85,0.9,0.92,0.94,0.95,0.96,"
+                                      "0.97,0.98,0.99,1"),
+                   help="identity minimums tried per rank (comma-separated)")
+    p.add_argument("--aln-grid", type=parse_grid, default=parse_grid("0,0.3,0.5,0.7,0.8,0.9"),
+                   help="alignment-fraction minimums tried (comma-separated)")
+    p.add_argument("--tune-route", nargs="+", choices=["unclassified", "below_rank"],
+                   default=["below_rank", "unclassified"],
+                   help="hytax route --route modes tried (below_rank: --route-rank genus)")
+    p.add_argument("--tune-min-confidence", type=float, nargs="+", default=[0.2, 0.5],
                    help="hytax merge --min-confidence values tried on validation")
-    p.add_argument("--min-confidence", type=float,
-                   help="fix the hybrid's BERTax minimum probability (default: tuned)")
     p.add_argument("--max-genome-mb", type=float,
                    help="leave out genomes longer than this (keeps the reference index small)")
-    p.add_argument("--tune-route", nargs="+", choices=["unclassified", "below_rank"],
-                   default=["unclassified", "below_rank"],
-                   help="hytax route --route modes tried (below_rank: --route-rank genus)")
-    p.add_argument("--route", choices=["unclassified", "below_rank"],
-                   help="fix the hybrid's routing mode (default: tuned)")
-    p.add_argument("--kmer", type=int, default=13, help="MMseqs2 -k (15 needs ~8 GB)")
+    p.add_argument("--kmer", type=int, default=13, help="nucleotide search -k (15 needs ~8 GB)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--nice", type=int, default=10, help="os.nice increment (0: none)")
@@ -697,6 +1163,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     table = select_genomes(data, args.genomes, args.outdir, args.max_genome_mb)
     taxdump = make_taxdump(data, table, args.model, args.outdir)
+    taxonomy = Taxonomy.load(taxdump)
     log("sampling fragments")
     genomes, fragments = sample_fragments(table, data / "genomes", taxdump, args.lengths,
                                           args.per_superkingdom, args.per_genus, args.seed)
@@ -718,10 +1185,12 @@ def main(argv: list[str] | None = None) -> dict:
                    "per_superkingdom": args.per_superkingdom, "per_genus": args.per_genus,
                    "max_test": args.max_test, "max_val": args.max_val,
                    "heldout_genera_source": str(heldout_file) if heldout_file else "chosen"},
+        "methods": list(METHODS),
         "data": {"genomes": len(genomes), "fragments_sampled": len(fragments),
                  "bases": sum(g.length or 0 for g in genomes)},
         "splits": {},
     }
+    vals: dict[str, Validation] = {}
     for split in splits:
         work = args.outdir / split.name
         work.mkdir(parents=True, exist_ok=True)
@@ -730,43 +1199,41 @@ def main(argv: list[str] | None = None) -> dict:
                           [f for f in fragments if f.genome.labels["genus"] in split.heldout])
         (work / "reference_genomes.txt").write_text(
             "".join(f"{g.genome_id}\t{g.taxid}\t{g.labels['genus']}\n" for g in split.reference))
-        log(f"{split.name}: tuning on {len(split.val)} validation fragments")
-        tuning = tune(split, mm, taxdump, data, args, work / "val")
-        if tuning:
-            best = max(tuning, key=lambda t: t["mean_average_precision"])  # first of ties
-            chosen = {k: best[k] for k in ("lca_mode", "route", "min_identity",
-                                            "min_aln_fraction", "min_confidence")}
-        else:
-            chosen = {"lca_mode": 3, "route": "unclassified", "min_identity": "none",
-                      "min_aln_fraction": 0.0, "min_confidence": 0.5}
-        if args.lca_mode is not None:
-            chosen["lca_mode"] = args.lca_mode
-        if args.min_identity is not None:
-            chosen["min_identity"] = identity_text(args.min_identity)
-        if args.min_aln_fraction is not None:
-            chosen["min_aln_fraction"] = args.min_aln_fraction
-        if args.min_confidence is not None:
-            chosen["min_confidence"] = args.min_confidence
-        if args.route is not None:
-            chosen["route"] = args.route
-        log(f"{split.name}: hybrid uses lca-mode {chosen['lca_mode']}, {chosen['route']}, "
-            f"min identity {chosen['min_identity']}, min aln fraction "
-            f"{chosen['min_aln_fraction']}, min confidence {chosen['min_confidence']}")
-        results = evaluate_split(split, mm, taxdump, data, args, chosen["lca_mode"],
-                                 parse_identity(chosen["min_identity"]),
-                                 chosen["min_aln_fraction"], chosen["min_confidence"],
-                                 chosen["route"], plots)
+        log(f"{split.name}: {len(split.val)} validation fragments")
+        val = validate(split, mm, taxonomy, taxdump, data, args)
+        if val is None:
+            raise SystemExit(f"{split.name}: no validation fragments; sample more")
+        vals[split.name] = val
+
+    rules, report["rules"] = choose_rules(vals, args.lengths, args)
+    tuning = tune_hybrid(list(vals.values()), rules, taxonomy, args)
+    best = max(tuning, key=lambda t: t["mean_average_precision"])  # first of ties
+    setting = HybridSetting(best["route"], best["min_confidence"])
+    report["hybrid_tuning"] = tuning
+    report["hybrid_setting"] = asdict(setting)
+    log(f"hybrid: route {setting.route}, min confidence {setting.min_confidence:g}")
+
+    for split in splits:
+        results = evaluate_split(split, mm, taxonomy, taxdump, data, args, rules, setting, plots)
+        val_refs = {}
+        if split.val_reference is not split.reference:
+            val_refs = {t: build_reference(mm, t, f"{split.name}-val", split.val_reference, data,
+                                           taxdump, args.outdir).build for t in TIERS}
         report["splits"][split.name] = {
-            "heldout_genera": genus_names(taxdump, split.heldout),
+            "heldout_genera": genus_names(taxonomy, split.heldout),
             "validation": {"fragments": len(split.val),
-                           "genera": genus_names(taxdump, split.val_heldout),
+                           "genera": genus_names(taxonomy, split.val_heldout),
                            "reference_genomes": len(split.val_reference)},
-            "tuning": tuning, "chosen": chosen, "results": results,
+            "validation_references": val_refs,
+            "results": results,
         }
+    report["headline"] = headline(report)
+    report["protein_costs"] = protein_costs(report)
     report["seconds"] = round(time.time() - started, 1)
     (args.outdir / "results.json").write_text(json.dumps(report, indent=1) + "\n")
     args.out_md.parent.mkdir(parents=True, exist_ok=True)
     args.out_md.write_text(markdown(report))
+    print(summary_text(report), flush=True)
     log(f"done in {report['seconds']:.0f} s: {args.outdir / 'results.json'}, {args.out_md}")
     return report
 

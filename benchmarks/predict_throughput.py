@@ -3,7 +3,11 @@
 
 Prints reads/s for 1500-nt fragments and 150-nt reads on the current device, for hytax's batched
 predictor (both strands averaged, and one strand as the original tool does) and for the original
-tool's way (one record per forward pass, padded to 502 tokens), plus peak memory.
+tool's way (one record per forward pass, padded to 502 tokens), plus peak memory. It also
+measures the device's own matrix-multiply peak in the arithmetic hytax runs in (fp32 or bf16
+torch.matmul; on CPU the int8 dynamic-quantized Linear of `--precision int8` and the raw int8
+GEMM torch._int_mm) and prints each batched rate as a share of what that peak allows, from the
+model's FLOPs per read.
 
     python benchmarks/predict_throughput.py [--data ../shared/data | --fasta FILE] [--seconds 20]
                                             [--device auto]
@@ -16,12 +20,15 @@ import random
 import resource
 import sys
 import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from hytax.model import BertConfig, BertTax, HeadConfig, ModelBundle
+from hytax.model import BertConfig, BertTax, HeadConfig, ModelBundle, attention_flops
 from hytax.predict import PredictOptions, Predictor
 from hytax.seqio import Read, read_records
 from hytax.tokenizer import PAD, encode
@@ -62,13 +69,87 @@ def source_sequences(data: Path, fasta: Path | None) -> list[str]:
     return [next(iter(read_records(p))).seq for p in random.Random(0).sample(genomes, 12)]
 
 
-def timed(fn, seconds: float) -> float:
-    """Items per second of `fn()` (which returns an item count), repeated for `seconds`."""
+@dataclass
+class Rate:
+    """Items per second of wall-clock time, and per second of this process's CPU time (all
+    threads): on a CPU shared with other work the second still says what the cores did while
+    they ran this (its shares of peak are the ones to trust under load; the GPU has no such)."""
+
+    wall: float
+    cpu: float
+
+
+def timed(fn: Callable[[], float], seconds: float, sync: Callable[[], None] = lambda: None) -> Rate:
+    """Rate of `fn()` (which returns an item count), repeated for at least `seconds`."""
     fn()  # warm-up
-    done, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
+    sync()
+    done, wall, cpu = 0.0, time.perf_counter(), time.process_time()
+    while time.perf_counter() - wall < seconds or not done:
         done += fn()
-    return done / (time.perf_counter() - start)
+    sync()
+    return Rate(done / (time.perf_counter() - wall), done / (time.process_time() - cpu))
+
+
+def forward_flops(cfg: BertConfig, tokens: int, n_classes: list[int]) -> float:
+    """FLOPs (2 per multiply-add) of one forward pass over `tokens` tokens as hytax runs it:
+    `attention_flops` (every block in full: linear layers and attention products) less what the
+    last block skips by computing only the [CLS] row, plus the pooler and the all-in-one head.
+    Embeddings, layer norms, GELU and softmax are left out (a few % at most)."""
+    h, i, t = cfg.hidden, cfg.intermediate, tokens
+    full_block = attention_flops(BertConfig(hidden=h, intermediate=i, layers=1), t)
+    # last block: keys and values for all tokens; query, output, feed-forward and one
+    # attention row for [CLS] alone
+    last_block = 2 * t * 2 * h * h + 2 * (2 * h * h + 2 * h * i) + 4 * t * h
+    head = sum(2 * (h + sum(n_classes[:r])) * n for r, n in enumerate(n_classes))
+    return (cfg.layers - 1) * full_block + last_block + 2 * h * h + head
+
+
+def read_flops(bundle: ModelBundle, reads: list[Read], both_strands: bool) -> float:
+    """Mean FLOPs the predictor spends on one of `reads` (one window each here)."""
+    n_classes = [len(bundle.classes(r)) for r in bundle.ranks]
+    cfg = bundle.model.bert_config
+    per_strand = [forward_flops(cfg, len(encode(r.seq)), n_classes) for r in reads]
+    return (2 if both_strands else 1) * sum(per_strand) / len(per_strand)
+
+
+def matmul_peaks(device: torch.device, seconds: float) -> dict[str, Rate]:
+    """FLOP rates of large square products on `device`, per arithmetic: fp32 and bf16 matmul
+    (bf16 on GPU only), and on CPU int8 two ways: the dynamic-quantized Linear `--precision int8`
+    runs (it also quantizes its fp32 input each call, as hytax's layers do) and the raw int8
+    GEMM (torch._int_mm)."""
+    n = 2048 if device.type == "cpu" else 8192
+    flops = 2.0 * n**3
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    products: dict[str, Callable[[], object]] = {"fp32": lambda: a @ b}
+    if device.type == "cuda":
+        a16, b16 = a.bfloat16(), b.bfloat16()
+        products["bf16"] = lambda: a16 @ b16
+    else:
+        layer = torch.nn.Sequential(torch.nn.Linear(n, n))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.ao announces its move to torchao
+            layer = torch.ao.quantization.quantize_dynamic(layer, {torch.nn.Linear}, torch.qint8)
+        a8 = torch.randint(-128, 128, (n, n), dtype=torch.int8)
+        b8 = torch.randint(-128, 128, (n, n), dtype=torch.int8)
+        products["int8"] = lambda: layer(a)
+        products["int8 GEMM"] = lambda: torch._int_mm(a8, b8)
+    with torch.inference_mode():
+        return {name: timed(lambda p=product: (p(), flops)[1], seconds, sync)
+                for name, product in products.items()}
+
+
+def share_of_peak(rate: Rate, flops: float, precision: str, peaks: dict[str, Rate],
+                  on_cpu: bool) -> str:
+    """Achieved FLOP/s and its share of each peak of `precision`'s arithmetic."""
+    text = f"{rate.wall * flops / 1e9:.0f} GFLOP/s ({flops / 1e9:.2f} GFLOP/read)"
+    for name, peak in peaks.items():
+        if name.split()[0] == precision:
+            text += f", {100 * rate.wall * flops / peak.wall:.0f} % of the {name} peak"
+            if on_cpu:
+                text += f" ({100 * rate.cpu * flops / peak.cpu:.0f} % per CPU-second)"
+    return text
 
 
 def original_way(bundle: ModelBundle, reads: list[Read], device: torch.device) -> int:
@@ -93,11 +174,20 @@ def main() -> None:
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--threads", type=int, default=0)
     args = parser.parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)  # before the peak is measured, too
     bundle = paper_bundle()
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, model: paper size "
         f"(12 blocks, 5 heads, 250 dims, ff 1024), classes {PAPER_CLASSES}"
     )
+    device = Predictor(bundle, PredictOptions(device=args.device, precision="fp32")).device
+    on_cpu = device.type == "cpu"
+    peaks = matmul_peaks(device, min(args.seconds, 5))
+    print(f"matrix-multiply peak on {device.type}: " + ", ".join(
+        f"{name} {peak.wall / 1e9:.0f} GFLOP/s"
+        + (f" ({peak.cpu / 1e9:.0f} per CPU-second)" if on_cpu else "")
+        for name, peak in peaks.items()), flush=True)
     sources = source_sequences(args.data, args.fasta)
     for length, n in [(1500, 64), (150, 1024)]:
         reads = sample_reads(sources, length, n)
@@ -112,16 +202,18 @@ def main() -> None:
             predictor = Predictor(bundle, opts)
             rate = timed(lambda p=predictor, r=reads: sum(1 for _ in p.rows(r)), args.seconds)
             label = "both strands" if strands else "one strand  "
+            flops = read_flops(bundle, reads, strands)
             print(
-                f"{length:>5} nt  hytax batched, {label}: {rate:8.1f} reads/s  "
-                f"[{predictor.describe()}]",
+                f"{length:>5} nt  hytax batched, {label}: {rate.wall:8.1f} reads/s  "
+                f"[{predictor.describe()}]  "
+                f"{share_of_peak(rate, flops, predictor.precision, peaks, on_cpu)}",
                 flush=True,
             )
-        device = Predictor(bundle, PredictOptions(device=args.device, precision="fp32")).device
         few = reads[: 8 if length == 1500 else 32]
         rate = timed(lambda d=device, r=few: original_way(bundle, r, d), args.seconds / 2)
         print(
-            f"{length:>5} nt  original way (1 record/pass, 502 tokens, fp32): {rate:8.1f} reads/s",
+            f"{length:>5} nt  original way (1 record/pass, 502 tokens, fp32): "
+            f"{rate.wall:8.1f} reads/s",
             flush=True,
         )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -1,10 +1,12 @@
 """The hybrid benchmark's miniature (`benchmarks/hybrid_benchmark.py --mini`) on real genomes.
 
-Runs the whole benchmark once (a few genera, a few hundred fragments, MMseqs2 with -k 13 and
-the bundled hytax-mini model, or the random tiny model when it is absent) and checks what it
-must guarantee: the non-similar reference lacks the held-out genera, MMseqs2 knows the similar
-split's fragments, every test fragment is answered exactly once by every method, and the
-reports hold every method x rank.
+Runs the whole benchmark once (a few genera, a few hundred fragments, MMseqs2 nucleotide and
+protein references built from the same genomes, the bundled hytax-mini model, or the random
+tiny model when it is absent) and checks what it must guarantee: no reference holds the genera
+it is tested or validated on, the nucleotide tier knows the similar split's fragments, every
+test fragment is answered exactly once by every configuration, BERTax never overrides a
+database claim, the claim minimums it reports are what `hytax.routing.keep` does to the
+validation claims, and the reports hold every configuration x rank.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from types import ModuleType
 import pytest
 
 from hytax.data import RANKS, read_labels
+from hytax.routing import ClaimRule, is_open, keep
+from hytax.seqio import read_records
+from hytax.tables import read_claims
 from hytax.taxonomy import Taxonomy
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,36 +61,56 @@ def run(
     return outdir, report
 
 
-def test_nonsimilar_reference_lacks_heldout_genera(run: tuple[Path, dict]) -> None:
+def _rows(path: Path) -> dict[str, dict[str, str]]:
+    with open(path, newline="") as fh:
+        return {r["read_id"]: r for r in csv.DictReader(fh, delimiter="\t")}
+
+
+def _reference_genera(outdir: Path, tier: str, genome_ids: list[str]) -> set[int]:
+    """Genera of a reference as MMseqs2 sees it: each entry's taxid (createtaxdb's mapping)."""
+    folders = [p.parent for p in (outdir / "refs").glob(f"{tier}-*/manifest.json")
+               if json.loads(p.read_text())["genomes"] == sorted(genome_ids)]
+    assert len(folders) == 1, f"no {tier} reference built from {len(genome_ids)} genomes"
+    taxonomy = Taxonomy.load(outdir / "taxdump")
+    with open(folders[0] / "ref_mapping") as fh:
+        genera = {taxonomy.at_rank(int(line.split("\t")[1]), "genus") for line in fh if line}
+    assert genera, f"empty {tier} reference"
+    return genera
+
+
+def test_references_lack_heldout_genera(run: tuple[Path, dict]) -> None:
     outdir, report = run
     with open(outdir / "nonsimilar" / "heldout_genera.tsv", newline="") as fh:
         heldout = {int(r["genus_taxid"]) for r in csv.DictReader(fh, delimiter="\t")}
     assert heldout, "the non-similar split held out no genus"
     assert set(report["splits"]["nonsimilar"]["heldout_genera"]) == {str(g) for g in heldout}
-    # the reference as MMseqs2 sees it: every sequence's taxid, mapped to its genus
-    manifests = {p.parent: json.loads(p.read_text())
-                 for p in (outdir / "refs").glob("*/manifest.json")}
-    reference_genomes = (outdir / "nonsimilar" / "reference_genomes.txt").read_text().split("\n")
-    wanted = sorted(line.split("\t")[0] for line in reference_genomes if line)
-    folders = [f for f, m in manifests.items() if m["genomes"] == wanted]
-    assert len(folders) == 1, "no reference built from the non-similar training genomes"
-    taxonomy = Taxonomy.load(outdir / "taxdump")
-    with open(folders[0] / "ref_mapping") as fh:
-        genera = {taxonomy.at_rank(int(line.split("\t")[1]), "genus") for line in fh if line}
-    assert genera, "empty reference"
-    assert not genera & heldout, f"held-out genera in the reference: {genera & heldout}"
-    # and the test fragments do come from the held-out genera
+    lines = (outdir / "nonsimilar" / "reference_genomes.txt").read_text().splitlines()
+    genome_ids = [line.split("\t")[0] for line in lines]
+    for tier in ("nt", "aa"):  # the protein reference: genes of the same genomes
+        genera = _reference_genera(outdir, tier, genome_ids)
+        assert not genera & heldout, f"held-out genera in the {tier} reference"
     for length in report["config"]["lengths"]:
         labels = read_labels(outdir / "nonsimilar" / f"test_{length}" / "test.labels.tsv")
         assert labels and {lab["genus"] for lab in labels.values()} <= heldout
+    # the validation genera: in neither validation reference, and all the validation reads'
+    val_genera = {int(g) for g in report["splits"]["nonsimilar"]["validation"]["genera"]}
+    assert val_genera and not val_genera & heldout
+    val_labels = read_labels(outdir / "nonsimilar" / "val" / "val.labels.tsv")
+    assert {lab["genus"] for lab in val_labels.values()} <= val_genera
+    for tier in ("nt", "aa"):
+        used = [p for p in (outdir / "refs").glob(f"{tier}-*/manifest.json")]
+        sets = [json.loads(p.read_text())["genomes"] for p in used]
+        smaller = [s for s in sets if set(s) < set(genome_ids)]
+        assert len(smaller) == 1, f"{tier}: no validation reference"
+        assert not _reference_genera(outdir, tier, smaller[0]) & val_genera
 
 
-def test_mmseqs2_knows_similar_fragments(run: tuple[Path, dict]) -> None:
+def test_nucleotide_tier_knows_similar_fragments(run: tuple[Path, dict]) -> None:
     _, report = run
     for length, result in report["splits"]["similar"]["results"]["lengths"].items():
-        sk = result["methods"]["mmseqs2"]["ranks"]["superkingdom"]
+        sk = result["methods"]["nt"]["ranks"]["superkingdom"]
         assert sk["reads"] >= 20, f"{length} nt: too few test fragments to judge"
-        assert sk["accuracy"] > 0.8, f"{length} nt: MMseqs2 superkingdom accuracy {sk}"
+        assert sk["accuracy"] > 0.8, f"{length} nt: nucleotide tier superkingdom {sk}"
 
 
 def test_every_fragment_once_per_method(bench: ModuleType, run: tuple[Path, dict]) -> None:
@@ -96,51 +121,100 @@ def test_every_fragment_once_per_method(bench: ModuleType, run: tuple[Path, dict
             truth = list(read_labels(folder / "test.labels.tsv"))
             assert truth
             for method in bench.METHODS:
-                with open(folder / f"{method}.tsv", newline="") as fh:
-                    ids = [r["read_id"] for r in csv.DictReader(fh, delimiter="\t")]
-                assert sorted(ids) == sorted(truth), f"{split} {length} {method}"
+                assert sorted(_rows(folder / f"{method}.tsv")) == sorted(truth), method
                 summary = report["splits"][split]["results"]["lengths"][str(length)]
                 counts = summary["methods"][method]
                 assert (counts["rows"], counts["missing"], counts["extra"]) == (len(truth), 0, 0)
 
 
-def test_hybrid_keeps_mmseqs2_claims(run: tuple[Path, dict]) -> None:
-    """Where MMseqs2 alone answers a rank, the hybrid gives the same taxon from MMseqs2."""
+def test_bertax_never_overrides_database_claims(run: tuple[Path, dict]) -> None:
+    """Where the database tiers answer a rank, the full hybrid gives that taxon from that tier;
+    and a read the nucleotide tier closes keeps its answer when the protein tier is added."""
     outdir, report = run
-    for split, s in report["splits"].items():
-        chosen = s["chosen"]
-        if chosen["min_identity"] != "none" or chosen["min_aln_fraction"] or (
-            chosen["lca_mode"] != 3
-        ):
-            continue  # identity or alignment minimums or another LCA mode change the claims
+    mode = report["hybrid_setting"]["route"]
+    for split in ("nonsimilar", "similar"):
         for length in report["config"]["lengths"]:
             folder = outdir / split / f"test_{length}"
-            rows = {}
-            for method in ("mmseqs2", "hybrid"):
-                with open(folder / f"{method}.tsv", newline="") as fh:
-                    rows[method] = {r["read_id"]: r for r in csv.DictReader(fh, delimiter="\t")}
-            for read, alone in rows["mmseqs2"].items():
+            nt, nt_aa, hybrid = (_rows(folder / f"{m}.tsv") for m in ("nt", "nt_aa", "hybrid"))
+            for read, row in nt_aa.items():
                 for rank in RANKS:
-                    if alone[f"{rank}_source"] == "mmseqs2":
-                        got = rows["hybrid"][read]
-                        assert got[f"{rank}_source"] == "mmseqs2"
-                        assert got[f"{rank}_taxid"] == alone[f"{rank}_taxid"]
+                    if row[f"{rank}_source"].startswith("mmseqs2:"):
+                        for column in (f"{rank}_taxid", f"{rank}_source"):
+                            assert hybrid[read][column] == row[column], (split, read, column)
+            closed = [r for r, row in nt.items()
+                      if not is_open(tuple(int(row[f"{k}_taxid"]) for k in RANKS), mode, "genus")]
+            assert closed, f"{split} {length}: the nucleotide tier closed no read"
+            for read in closed:
+                for rank in RANKS:
+                    assert nt_aa[read][f"{rank}_taxid"] == nt[read][f"{rank}_taxid"]
+
+
+def test_protein_tier_adds_superkingdom_answers(run: tuple[Path, dict]) -> None:
+    outdir, report = run
+    added = 0
+    for split, s in report["splits"].items():
+        for length, r in s["results"]["lengths"].items():
+            nt, nt_aa = (r["methods"][m]["ranks"]["superkingdom"] for m in ("nt", "nt_aa"))
+            assert nt_aa["classified"] >= nt["classified"], (split, length)
+            added += round((nt_aa["classified"] - nt["classified"]) * nt["reads"])
+            assert r["search_seconds"]["aa"] > 0
+        assert s["results"]["references"]["aa"]["genes"]["proteins"] > 0
+    assert added > 0, "the protein tier answered no read the nucleotide tier left open"
+    # translated search: the protein tier's alignments are in amino acids of a read's frame
+    folder = outdir / "nonsimilar" / "test_150"
+    rows = (folder / "mmseqs_aa_lca3" / "aln.tsv").read_text().splitlines()
+    assert rows and all(int(row.split("\t")[6]) <= 50 for row in rows)
+
+
+def test_reported_minimums_are_what_keep_does(run: tuple[Path, dict]) -> None:
+    """Recompute the chosen rule's wrong-genus share and genus recall per length from the saved
+    validation claims with the seam's own `keep`."""
+    outdir, report = run
+    criterion = report["rules"]["criterion"]
+    for tier, t in report["rules"]["tiers"].items():
+        chosen = t["chosen"]
+        rule = ClaimRule(chosen["min_identity"], chosen["min_aln_fraction"])
+        for split, key in (("nonsimilar", "wrong"), ("similar", "genus_recall")):
+            folder = outdir / split / "val"
+            truth = read_labels(folder / "val.labels.tsv")
+            length = {r.id: len(r.seq) for r in read_records(folder / "val.fa")}
+            claims = [c for _, c in read_claims(folder / f"{tier}_lca3.claims.tsv")]
+            assert sorted(c.read_id for c in claims) == sorted(truth)
+            for n, assessed in chosen["assessment"].items():
+                mine = [c for c in claims if length[c.read_id] == int(n)]
+                genus = RANKS.index("genus")
+                if key == "wrong":
+                    wrong = sum(1 for c in mine if keep(c, rule).taxids[genus]
+                                not in (0, truth[c.read_id]["genus"]))
+                    assert assessed["wrong"]["genus"] == pytest.approx(wrong / len(mine),
+                                                                       abs=1e-6)
+                    if chosen["meets"]:
+                        assert wrong / len(mine) <= criterion["max_wrong"]["genus"]
+                else:
+                    known = [c for c in mine if truth[c.read_id]["genus"]]
+                    right = sum(1 for c in known
+                                if keep(c, rule).taxids[genus] == truth[c.read_id]["genus"])
+                    assert assessed["genus_recall"] == pytest.approx(right / len(known),
+                                                                     abs=1e-6)
 
 
 def test_reports(bench: ModuleType, run: tuple[Path, dict]) -> None:
     outdir, _ = run
     saved = json.loads((outdir / "results.json").read_text())
     assert saved["splits"].keys() == {"nonsimilar", "similar"}
+    assert saved["methods"] == list(bench.METHODS)
+    for tier in ("nt", "aa"):
+        assert saved["rules"]["tiers"][tier]["candidates"], f"{tier}: no minimum tried"
+    assert {(t["route"], t["min_confidence"]) for t in saved["hybrid_tuning"]} == {
+        (m, c) for m in ("below_rank", "unclassified") for c in (0.2, 0.5)}
+    assert [h["length"] for h in saved["headline"]] == saved["config"]["lengths"]
     for split, s in saved["splits"].items():
-        assert s["tuning"], f"{split}: no routing setting tried on validation"
-        assert {t["lca_mode"] for t in s["tuning"]} == {1, 3}
-        assert {t["min_aln_fraction"] for t in s["tuning"]} == {0.0, 0.5, 0.8}
         for length, result in s["results"]["lengths"].items():
             assert set(result["methods"]) == set(bench.METHODS)
             for method, m in result["methods"].items():
                 assert set(m["ranks"]) == set(RANKS)
                 for rank, metrics in m["ranks"].items():
-                    for key in ("average_precision", "mean_class_accuracy", "classified"):
+                    for key in ("average_precision", "accuracy", "precision", "classified"):
                         assert 0.0 <= metrics[key] <= 1.0, (split, length, method, rank, key)
             # BERTax alone answers every fragment that has a 3-mer
             assert result["methods"]["bertax"]["ranks"]["superkingdom"]["classified"] == 1.0
@@ -150,4 +224,6 @@ def test_reports(bench: ModuleType, run: tuple[Path, dict]) -> None:
     for label in bench.METHOD_LABELS.values():
         for rank in RANKS:
             assert f"| {rank} | {label} |" in md
-    assert "## Routing tuned on validation" in md
+    for section in ("## Claim minimums chosen on validation", "## Headline",
+                    "## Protein tier costs in this run"):
+        assert section in md

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from hytax.evaluate import add_arguments, average_precision, evaluate, pr_curve
+from hytax.evaluate import (
+    CardOptions,
+    EvaluateOptions,
+    average_precision,
+    confidence_threshold,
+    evaluate,
+    pr_curve,
+)
 
 PREDICT_HEADER = ["read_id", "length", "superkingdom", "superkingdom_taxid", "superkingdom_prob",
                   "phylum", "phylum_taxid", "phylum_prob", "genus", "genus_taxid", "genus_prob"]
@@ -48,10 +55,8 @@ def write_predict(path: Path) -> Path:
     return write_tsv(path, PREDICT_HEADER, rows)
 
 
-def run(tmp_path: Path, *argv: str) -> dict:
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    return evaluate(parser.parse_args([*argv, "--outdir", str(tmp_path / "eval")]))
+def run(tmp_path: Path, predictions: Path, truth: Path, **options: object) -> dict:
+    return evaluate(EvaluateOptions(predictions, truth, tmp_path / "eval", **options))
 
 
 def test_pr_curve_and_average_precision_by_hand() -> None:
@@ -67,8 +72,8 @@ def test_pr_curve_and_average_precision_by_hand() -> None:
 
 
 def test_evaluate_predict_table(tmp_path: Path) -> None:
-    summary = run(tmp_path, "--predictions", str(write_predict(tmp_path / "pred.tsv")),
-                  "--truth", str(write_truth(tmp_path / "truth.tsv")))
+    summary = run(tmp_path, write_predict(tmp_path / "pred.tsv"),
+                  write_truth(tmp_path / "truth.tsv"))
     assert summary["format"] == "predict"
     sk = summary["ranks"]["superkingdom"]
     # Hits at 0.9, 0.7, 0.6, a miss at 0.8, r4 unclassified: 3 of 5 right.
@@ -118,9 +123,9 @@ def test_probabilities_give_the_micro_averaged_curve(tmp_path: Path) -> None:
                "phylum": [{"name": "unknown", "taxid": 0, "parent": 2}],
                "genus": [{"name": "unknown", "taxid": 0, "parent": 0}]}
     (model / "config.json").write_text(json.dumps({"classes": classes}))
-    summary = run(tmp_path, "--predictions", str(write_predict(tmp_path / "pred.tsv")),
-                  "--truth", str(write_truth(tmp_path / "truth.tsv")),
-                  "--probabilities", str(tmp_path / "probs.jsonl"), "--model", str(model))
+    summary = run(tmp_path, write_predict(tmp_path / "pred.tsv"),
+                  write_truth(tmp_path / "truth.tsv"), probabilities=tmp_path / "probs.jsonl",
+                  model=model)
     sk = summary["ranks"]["superkingdom"]
     # Scores sorted: .9 H, .8 M, .7 H, .6 H, .4 M, .3 M, .2 H, .1 M; 5 positives (r4 never
     # scored): recall rises at .9 (P 1), .7 (P 2/3), .6 (P 3/4), .2 (P 4/7), by 0.2 each.
@@ -144,9 +149,92 @@ def test_merge_table_is_detected_and_none_is_unclassified(tmp_path: Path) -> Non
          0, "unclassified", "none", 0, 0, "unclassified", "none", 0],
     ]
     pred = write_tsv(tmp_path / "merged.tsv", header, rows)
-    summary = run(tmp_path, "--predictions", str(pred), "--truth",
-                  str(write_truth(tmp_path / "truth.tsv")))
+    summary = run(tmp_path, pred, write_truth(tmp_path / "truth.tsv"))
     assert summary["format"] == "merge"
     assert summary["ranks"]["superkingdom"]["accuracy"] == pytest.approx(2 / 5)
     assert summary["ranks"]["genus"]["classified"] == pytest.approx(1 / 5)
     assert summary["ranks"]["genus"]["average_precision"] == pytest.approx(1 / 5)
+
+
+def test_confidence_threshold_is_the_lowest_reaching_the_precision() -> None:
+    # Sorted by confidence: H H M H H M M; precision at each threshold 1, 1, 2/3, 3/4, 4/5,
+    # 4/6, 4/7: 0.75 is first missed at 0.7 and reached again down to 0.5 (4/5).
+    conf = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3])
+    hit = np.array([True, True, False, True, True, False, False])
+    assert confidence_threshold(conf, hit, 0.75) == {
+        "min_confidence": 0.5, "precision": 0.8, "recall": pytest.approx(4 / 7, abs=1e-4)}
+    assert confidence_threshold(conf, hit, 1.0)["min_confidence"] == 0.8
+    assert confidence_threshold(conf, np.zeros(7, dtype=bool), 0.5) is None
+
+
+def test_model_card_and_multiqc_content(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """The published model folder and MultiQC files, from a model, its logs and its splits."""
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    config = json.loads((model / "config.json").read_text())
+    config["name"] = "card-test"
+    config["calibration"] = {"temperature": {"superkingdom": 1.5, "phylum": 2.0, "genus": 3.0},
+                             "thresholds": {"target_precision": 0.9, "per_rank": {
+                                 "superkingdom": {"min_confidence": 0.7, "precision": 0.92,
+                                                  "recall": 0.41},
+                                 "phylum": None, "genus": None}}}
+    config["training"] = {"steps": 5, "resumed_at": [3], "batch_size": 16, "lr": 1e-3}
+    (model / "config.json").write_text(json.dumps(config))
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "pretrain.metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [
+        {"epoch": 1, "step": 4, "train_loss": 4.5, "val_loss": 4.4, "val_mlm_accuracy": 0.05,
+         "val_nsp_accuracy": 0.6}]))
+    (logs / "finetune.metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in [
+        {"epoch": 1, "step": 3, "train_loss": 2.0, "val_loss": 1.9,
+         "val_accuracy": {"superkingdom": 0.5, "phylum": 0.2, "genus": 0.0}},
+        {"epoch": 2, "step": 5, "train_loss": 1.5, "val_loss": 1.7,
+         "val_accuracy": {"superkingdom": 0.6, "phylum": 0.3, "genus": 0.0}}]))
+    fragments = tmp_path / "fragments"
+    fragments.mkdir()
+    (fragments / "fragments.json").write_text(json.dumps({
+        "reference": "ref.fa.gz", "lengths": ["150:300"], "split": "genus", "seed": 1,
+        "fragments": {"train": 10, "val": 2, "test": 5},
+        "genera": {"train": 3, "val": 1, "test": 1}, "superkingdoms_not_held_out": ["Viruses"]}))
+    (fragments / "genera.tsv").write_text(
+        "genus_taxid\tgenus\tphylum_taxid\tphylum\tsuperkingdom_taxid\tsuperkingdom\tsplit"
+        "\tfragments\ttaxa\n561\tEscherichia\t1224\tProteobacteria\t2\tBacteria\ttest\t5\t562\n")
+    card = tmp_path / "published"
+    summary = run(tmp_path, write_predict(tmp_path / "pred.tsv"),
+                  write_truth(tmp_path / "truth.tsv"), model=model, multiqc=tmp_path / "mqc",
+                  card=CardOptions(card, sorted(logs.glob("*.jsonl")), fragments))
+
+    # the published folder: the same weights, the config with the test metrics
+    assert (card / "model.safetensors").read_bytes() == (model / "model.safetensors").read_bytes()
+    published = json.loads((card / "config.json").read_text())
+    assert published["training"]["heldout_test_metrics"]["superkingdom"]["accuracy"] == \
+        summary["ranks"]["superkingdom"]["accuracy"]
+    assert (card / "genera.tsv").is_file()
+    text = (card / "README.md").read_text()
+    for expected in ("# card-test", "Source: ref.fa.gz", "train 10 fragments / 3 genera",
+                     "never validated or tested): Viruses", "| test | Escherichia |",
+                     "- finetune: 5 steps, 2 epoch(s), 2 validations",
+                     "resumed from a checkpoint at step(s) [3]",
+                     "| superkingdom | 1.5 | 0.700 | 92.0% | 41.0% |", "| phylum | 2.0 | none |",
+                     "| superkingdom | 5 | 80.0% | 60.0% |",
+                     "![learning_curves](figures/learning_curves.png)"):
+        assert expected in text, expected
+    for png in ("learning_curves.png", "reliability_superkingdom.png", "pr_genus.png"):
+        assert (card / "figures" / png).read_bytes()[:4] == b"\x89PNG"
+
+    sections = {p.name: json.loads(p.read_text()) for p in (tmp_path / "mqc").glob("*_mqc.json")}
+    loss = sections["hytax_train_finetune_loss_mqc.json"]
+    assert loss["plot_type"] == "linegraph"
+    assert loss["data"] == {"training loss": [[3, 2.0], [5, 1.5]],
+                            "validation loss": [[3, 1.9], [5, 1.7]]}
+    accuracy = sections["hytax_train_pretrain_accuracy_mqc.json"]["data"]
+    assert accuracy == {"masked 3-mers": [[4, 0.05]], "next sentence": [[4, 0.6]]}
+    table = sections["hytax_train_evaluation_mqc.json"]
+    assert table["plot_type"] == "table"
+    assert table["data"]["superkingdom"]["accuracy"] == pytest.approx(60.0)
+    assert table["data"]["superkingdom"]["threshold"] == 0.7
+    assert table["data"]["phylum"]["threshold"] is None
+    reliability = sections["hytax_train_reliability_mqc.json"]["data"]
+    assert reliability["perfect calibration"] == [[0.0, 0.0], [1.0, 1.0]]
+    # superkingdom: hits at 0.9 and 0.7, 0.6, a miss at 0.8 -> bins 0.6, 0.7, 0.8, 0.9
+    assert reliability["superkingdom"] == [[0.6, 1.0], [0.7, 1.0], [0.8, 0.0], [0.9, 1.0]]

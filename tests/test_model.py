@@ -102,3 +102,126 @@ def test_save_load_identical_and_errors(tiny_model_dir: Path, tmp_path: Path, ec
     (broken / "config.json").write_text(json.dumps(config))
     with pytest.raises(ModelFileError, match=r"do not match"):
         load_model(broken)
+
+
+# --- broken model folders: one clear error naming the file, never a traceback --------------------
+
+
+def _copy_model(source: Path, target: Path) -> Path:
+    target.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (target / name).write_bytes((source / name).read_bytes())
+    return target
+
+
+def _edit_config(model: Path, edit) -> None:
+    config = json.loads((model / "config.json").read_text())
+    edit(config)
+    (model / "config.json").write_text(json.dumps(config))
+
+
+BROKEN_WEIGHTS = {
+    "truncated": (
+        lambda b: b[: len(b) - 1000],
+        r"the tensors end at byte \d+ of the data but the file holds \d+ .*truncated",
+    ),
+    "cut in the header": (lambda b: b[:200], r"not a safetensors file \(its first 8 bytes"),
+    "random bytes": (lambda b: bytes(range(256)) * 40, r"not a safetensors file"),
+    "empty": (lambda b: b"", r"0 bytes, too short for a safetensors file"),
+    "extra bytes": (lambda b: b + b"\0" * 64, r"the tensors end .* extra bytes at the end"),
+    "header not JSON": (
+        lambda b: (
+            b[:8]
+            + b"{" * int.from_bytes(b[:8], "little")
+            + b[8 + int.from_bytes(b[:8], "little") :]
+        ),
+        r"safetensors header is not valid JSON",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN_WEIGHTS))
+def test_broken_weights_are_one_clear_error(
+    tiny_model_dir: Path, tmp_path: Path, case: str
+) -> None:
+    model = _copy_model(tiny_model_dir, tmp_path / "m")
+    damage, message = BROKEN_WEIGHTS[case]
+    weights = model / "model.safetensors"
+    weights.write_bytes(damage(weights.read_bytes()))
+    with pytest.raises(ModelFileError, match=f"^{weights}: {message}"):
+        load_model(model)
+
+
+BROKEN_CONFIGS = {
+    "not JSON": (lambda c: '{"format": "hytax-bertax",', r"not valid JSON \(.*line 1"),
+    "a list": (lambda c: [c], r"expected a JSON object"),
+    "no format": (lambda c: {k: v for k, v in c.items() if k != "format"}, r"'format' is None"),
+    "no classes": (lambda c: {k: v for k, v in c.items() if k != "classes"}, r"no 'classes'"),
+    "unknown architecture key": (
+        lambda c: {**c, "architecture": {**c["architecture"], "hiden": 32}},
+        r"'architecture' has unknown keys \['hiden'\]",
+    ),
+    "heads do not divide": (
+        lambda c: {**c, "architecture": {**c["architecture"], "heads": 5}},
+        r"'architecture.hidden' 32 is not a multiple of 'heads' 5",
+    ),
+    "window too long": (
+        lambda c: {**c, "window_nt": 3000},
+        r"'window_nt' 3000 needs 1001 positions, 'architecture.max_positions' is 502",
+    ),
+    "bad head kind": (lambda c: {**c, "head": {**c["head"], "kind": "deep"}}, r"'head.kind'"),
+    "rank without classes": (
+        lambda c: {**c, "classes": {k: v for k, v in c["classes"].items() if k != "genus"}},
+        r"'classes' has no class list for rank 'genus'",
+    ),
+    "parent out of range": (
+        lambda c: {
+            **c,
+            "classes": {**c["classes"], "genus": [{"name": "x", "taxid": 1, "parent": 7}]},
+        },
+        r"'classes.genus\[0\].parent' is 7, not an index into the 3 classes of 'phylum'",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN_CONFIGS))
+def test_broken_config_is_one_clear_error(tiny_model_dir: Path, tmp_path: Path, case: str) -> None:
+    model = _copy_model(tiny_model_dir, tmp_path / "m")
+    damage, message = BROKEN_CONFIGS[case]
+    config = damage(json.loads((model / "config.json").read_text()))
+    text = config if isinstance(config, str) else json.dumps(config)
+    (model / "config.json").write_text(text)
+    with pytest.raises(ModelFileError, match=f"^{model / 'config.json'}: {message}"):
+        load_model(model)
+
+
+def test_folder_without_a_model(tiny_model_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ModelFileError, match=f"^{tmp_path / 'nothing'}: no such model folder"):
+        load_model(tmp_path / "nothing")
+    model = _copy_model(tiny_model_dir, tmp_path / "m")
+    (model / "model.safetensors").unlink()
+    with pytest.raises(ModelFileError, match=f"^{model}: missing model.safetensors"):
+        load_model(model)
+
+
+def test_weights_of_another_model_name_the_tensors(tiny_model_dir: Path, tmp_path: Path) -> None:
+    model = _copy_model(tiny_model_dir, tmp_path / "m")
+    _edit_config(model, lambda c: c["architecture"].update(layers=3))
+    with pytest.raises(ModelFileError, match=r"16 tensor\(s\) missing: encoder\.blocks\.2\."):
+        load_model(model)
+
+
+def test_check_model_command(
+    tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from hytax.cli import main
+
+    assert main(["check-model", "--model", str(tiny_model_dir)]) == 0
+    assert "ok (2 blocks, hidden 32, all_in_one head: 3 superkingdom" in capsys.readouterr().out
+    model = _copy_model(tiny_model_dir, tmp_path / "m")
+    weights = model / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-4])
+    assert main(["check-model", "--model", str(model)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"hytax check-model: error: {weights}: the tensors end at byte")
+    assert "Traceback" not in err

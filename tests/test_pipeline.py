@@ -31,14 +31,17 @@ TEST_DATA = REPO / "assets" / "test"
 MODEL = REPO / "assets" / "models" / "hytax-mini"
 BIN = Path(sys.executable).parent
 TIMEOUT_S = int(os.environ.get("HYTAX_NXF_TIMEOUT", "1200"))
+# the tiers the test profile builds: the reference's DNA, then its proteins
+NUCLEOTIDE_TIER = "mmseqs2:reference"
+PROTEIN_TIER = "mmseqs2:reference_proteins"
 # the sections our MultiQC files declare (hytax multiqc-tables, and the pipeline's own)
 SECTION_IDS = (
     "hytax_sources",
     "hytax_composition_superkingdom",
     "hytax_composition_genus",
     "hytax_bertax_confidence",
-    "hytax-summary",
-    "hytax-methods-description",
+    "hytax-hytax-summary",
+    "hytax-hytax-methods-description",
 )
 
 
@@ -63,19 +66,31 @@ def _skip_without_tools() -> None:
         pytest.skip(f"the bundled model {MODEL} is not there")
 
 
-def nextflow(launch: Path, *args: str, outdir: Path | None = None) -> Run:
-    """`nextflow run <repo> ARGS` from `launch` (its .nextflow/ cache and work/ stay there).
-    Requests are capped to 2 CPUs / 6 GB as in the test profile, for runs without it."""
+def nextflow_command(launch: Path, *args: str, outdir: Path | None = None,
+                     resource_limits: bool = True) -> tuple[list[str], dict[str, str], Path]:
+    """(command, environment, outdir) of `nextflow run <repo> ARGS` from `launch`; for tests
+    that start Nextflow themselves (tests/test_faults.py kills it half-way)."""
     launch.mkdir(parents=True, exist_ok=True)
     outdir = outdir or launch / "results"
     limits = launch / "limits.config"
-    limits.write_text("process.resourceLimits = [cpus: 2, memory: 6.GB, time: 1.h]\n")
+    limits.write_text("process.resourceLimits = [cpus: 2, memory: 6.GB, time: 1.h]\n"
+                      if resource_limits else "")
     env = dict(os.environ)
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env["NXF_OFFLINE"] = "true"
     env["NXF_ANSI_LOG"] = "false"
     cmd = [str(NEXTFLOW), "run", str(REPO), "-ansi-log", "false", "-c", str(limits),
            "-work-dir", str(launch / "work"), "--outdir", str(outdir), *args]
+    return cmd, env, outdir
+
+
+def nextflow(launch: Path, *args: str, outdir: Path | None = None,
+              resource_limits: bool = True) -> Run:
+    """`nextflow run <repo> ARGS` from `launch` (its .nextflow/ cache and work/ stay there).
+    Requests are capped to 2 CPUs / 6 GB as in the test profile, for runs without it, unless
+    `resource_limits` is False (then only the pipeline's own cap on the local executor)."""
+    cmd, env, outdir = nextflow_command(launch, *args, outdir=outdir,
+                                        resource_limits=resource_limits)
     try:
         proc = subprocess.run(cmd, cwd=launch, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True, timeout=TIMEOUT_S)
@@ -119,7 +134,7 @@ def build_args() -> list[str]:
 def reference_args(db_outdir: Path, taxdump: bool = True) -> list[str]:
     """Reuse the database the test run built (and published with --save_reference); without
     --taxdump, taxa are named from the .dmp copies inside the database."""
-    args = ["--mmseqs_db", str(db_outdir / "reference" / "mmseqs_db" / "reference"),
+    args = ["--mmseqs_db", str(db_outdir / "reference" / "reference" / "mmseqs_db" / "reference"),
             "--mmseqs_kmer_length", "13"]
     return [*args, "--taxdump", str(TEST_DATA / "taxdump")] if taxdump else args
 
@@ -177,7 +192,7 @@ def test_reference_reads_keep_mmseqs2_taxon(merged, truth) -> None:
         reference = [t for t in rows if t["kind"] == "reference"]
         assert len(reference) > 50
         by_mmseqs = [t for t in reference
-                     if merged[sample][t["read_id"]]["genus_source"] == "mmseqs2"]
+                     if merged[sample][t["read_id"]]["genus_source"] == NUCLEOTIDE_TIER]
         right = [t for t in by_mmseqs
                  if merged[sample][t["read_id"]]["genus_taxid"] == t["genus_taxid"]]
         assert len(right) >= 0.9 * len(reference), (
@@ -185,7 +200,7 @@ def test_reference_reads_keep_mmseqs2_taxon(merged, truth) -> None:
             f"{len(right)} the true genus")
         # the superkingdom of every read MMseqs2 placed comes from MMseqs2, never BERTax
         for t in by_mmseqs:
-            assert merged[sample][t["read_id"]]["superkingdom_source"] == "mmseqs2"
+            assert merged[sample][t["read_id"]]["superkingdom_source"] == NUCLEOTIDE_TIER
 
 
 def test_absent_genera_get_bertax_answers(merged, truth) -> None:
@@ -193,12 +208,34 @@ def test_absent_genera_get_bertax_answers(merged, truth) -> None:
         absent = [t for t in rows if t["kind"] == "absent"]
         assert len(absent) > 10
         got = [merged[sample][t["read_id"]] for t in absent]
-        assert not [r for r in got if r["genus_source"] == "mmseqs2"], (
+        assert not [r for r in got if r["genus_source"].startswith("mmseqs2")], (
             f"{sample}: MMseqs2 claims a genus for reads of genera absent from the reference")
-        bertax = [r for r in got if r["superkingdom_source"] == "bertax"]
-        assert len(bertax) > 0.5 * len(absent), (
-            f"{sample}: only {len(bertax)}/{len(absent)} reads of absent genera got a BERTax "
-            "superkingdom")
+        placed = [r for r in got if r["superkingdom_source"] in ("bertax", PROTEIN_TIER)]
+        assert len(placed) > 0.5 * len(absent), (
+            f"{sample}: only {len(placed)}/{len(absent)} reads of absent genera got a "
+            "superkingdom from BERTax or the protein tier")
+
+
+def test_tiers_claims_tables_and_precedence(test_run: Run, merged) -> None:
+    for sample in ("sample1", "sample2"):
+        units = list(merged[sample])
+        tiers = {}
+        for tier in ("reference", "reference_proteins"):
+            rows = read_tsv(test_run.outdir / "claims" / f"{sample}.{tier}.claims.tsv")
+            assert [r["read_id"] for r in rows] == units  # every read, in order, each tier
+            assert {r["source"] for r in rows} == {f"mmseqs2:{tier}"}
+            tiers[tier] = {r["read_id"]: r for r in rows}
+        for read_id, row in merged[sample].items():
+            nucleotide = tiers["reference"][read_id]
+            protein = tiers["reference_proteins"][read_id]
+            if nucleotide["superkingdom_taxid"] != "0":
+                # the nucleotide tier closed the read: never re-claimed by the protein tier
+                assert row["superkingdom_source"] == NUCLEOTIDE_TIER
+                assert row["superkingdom_taxid"] == nucleotide["superkingdom_taxid"]
+            elif protein["superkingdom_taxid"] != "0":
+                assert row["superkingdom_source"] == PROTEIN_TIER
+            else:
+                assert row["superkingdom_source"] in ("bertax", "none")
 
 
 def test_reads_without_a_3mer_stay_unclassified(merged, truth) -> None:
@@ -253,8 +290,8 @@ def test_pipeline_info(test_run: Run) -> None:
     # the database was built once for both samples
     trace = latest_trace(test_run.outdir)
     built = [row for row in trace if row["process"].endswith("MMSEQS_CREATEINDEX")]
-    assert len(built) == 1
-    assert len([row for row in trace if row["process"].endswith("MMSEQS_TAXONOMY")]) == 2
+    assert len(built) == 2  # the nucleotide and the protein database
+    assert len([row for row in trace if row["process"].endswith("MMSEQS_TAXONOMY")]) == 4
 
 
 def test_resume_runs_no_task(test_run: Run) -> None:
@@ -331,3 +368,26 @@ def test_empty_sample_reports_zero_reads(tmp_path: Path, test_run: Run) -> None:
     kraken = (run.outdir / "reports" / "empty.kraken2.report.txt").read_text().splitlines()
     assert kraken and kraken[0].split("\t")[1] == "0"
     assert (run.outdir / "multiqc" / "multiqc_report.html").is_file()
+
+
+def test_odd_read_ids_and_a_long_contig_round_trip(tmp_path: Path, test_run: Run) -> None:
+    """Ids MMseqs2 would shorten (`sp|P12345|r3` -> `P12345`, two reads colliding) keep their
+    answers; a 140-kb contig, which MMseqs2 aligns in 10-kb pieces, is claimed by it."""
+    from hytax.seqio import read_records
+
+    ecoli = next(r for r in read_records(TEST_DATA / "reference.fasta.gz")
+                 if r.id.startswith("Ecoli")).seq
+    records = [("sp|P12345|r3", ecoli[1_000:1_150]), ("sp|P12345|r4", ecoli[50_000:50_150]),
+               ("gi|49175990|ref|NC_000913.2|", ecoli[90_000:90_300]),
+               ("tr|Q0|weird:id;with=chars", ecoli[120_000:120_150]),
+               ("ecoli_contig_140kb", ecoli[5_000:145_000])]
+    fasta = tmp_path / "odd.fasta"
+    fasta.write_text("".join(f">{name} some description\n{seq}\n" for name, seq in records))
+    run = ok(nextflow(tmp_path / "launch", "--reads", str(fasta),
+                      *reference_args(test_run.outdir)))
+    rows = read_tsv(run.outdir / "hytax" / "odd.hytax.tsv")
+    assert [r["read_id"] for r in rows] == [name for name, _ in records]
+    for row in rows:
+        assert row["genus_source"] == NUCLEOTIDE_TIER, row
+        assert row["genus_name"] == "Escherichia", row
+    assert rows[-1]["length"] == "140000"

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from hytax.cli import main
+from hytax.errors import HytaxError
 from hytax.model import load_model
 from hytax.predict import PredictOptions, Predictor, predict_file
 from hytax.seqio import Read, reverse_complement
@@ -120,3 +121,19 @@ def test_cli_reports_bad_input_without_traceback(
     assert code == 2
     err = capsys.readouterr().err
     assert "bad.fq" in err and "Traceback" not in err
+
+
+def test_failure_half_way_leaves_no_table(tmp_path: Path, tiny_model_dir: Path, ecoli: str) -> None:
+    """A bad record after thousands of good ones: neither table appears, not even a partial one."""
+    reads = [(f"r{i}", ecoli[i * 20 : i * 20 + 150]) for i in range(5000)]
+    fq = _fastq(tmp_path / "r.fq", reads)
+    fq.write_text(fq.read_text() + "@broken\nACGT\n+\nII\n")
+    out, probs = tmp_path / "out" / "p.tsv", tmp_path / "out" / "p.jsonl"
+    out.parent.mkdir()
+    with pytest.raises(HytaxError, match=r"r\.fq: record 5001 \(line 20004\): quality length 2"):
+        predict_file(tiny_model_dir, fq, None, out, probs, FP32)
+    assert list(out.parent.iterdir()) == []
+    out.write_text("an earlier result\n")
+    with pytest.raises(HytaxError):
+        predict_file(tiny_model_dir, fq, None, out, probs, FP32)
+    assert out.read_text() == "an earlier result\n" and not probs.exists()

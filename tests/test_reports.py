@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import gzip
 import importlib.util
 import json
 import re
 import subprocess
 import sys
+import tracemalloc
 from collections import Counter
 from pathlib import Path
 
@@ -14,8 +17,8 @@ import pytest
 from conftest import DUMP_2025, full_taxonomy
 
 from hytax.errors import HytaxError
-from hytax.merge import MERGED_HEADER
-from hytax.reports import write_multiqc_tables, write_reports
+from hytax.reports import tally_merged, write_multiqc_tables, write_reports
+from hytax.tables import MERGED_COLUMNS as MERGED_HEADER
 from hytax.taxonomy import RANKS, Taxonomy
 
 # (superkingdom, phylum, genus taxids, source per rank, confidence per rank, read count);
@@ -232,3 +235,92 @@ def test_bad_inputs(taxdump: Path, tmp_path: Path, reports: Path) -> None:
     summary = reports / "sampleA.summary.json"
     with pytest.raises(HytaxError, match="sampleA"):
         write_multiqc_tables([summary, summary], tmp_path)
+
+
+def test_report_memory_does_not_grow_with_reads(tmp_path: Path) -> None:
+    """The merged table is streamed into counts: twenty times the reads, the same peak memory."""
+    tax = full_taxonomy()
+    paths = {times: _merged_table(tmp_path / f"x{times}.tsv", tax,
+                                  [(*read[:3], read[3] * times) for read in READS])
+             for times in (20, 400)}
+    tally_merged(paths[400])  # once untraced: first-use caches are not per-read memory
+    peaks = {}
+    for times, path in paths.items():
+        tracemalloc.start()
+        tally = tally_merged(path)
+        peaks[times] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert tally.reads == TOTAL * times
+    # 8000 reads: a list of their ids alone would hold ~0.5 MB; the counts hold a few kB
+    assert peaks[400] < peaks[20] + 50_000, peaks
+
+
+# 15 real genera in 14 phyla, so the composition plots show 10 taxa + 'other' + 'no <rank>'
+MANY_GENERA = ("Escherichia", "Staphylococcus", "Helicobacter", "Streptomyces", "Bacteroides",
+               "Treponema", "Chlamydia", "Mycoplasma", "Synechocystis", "Aquifex", "Deinococcus",
+               "Sulfolobus", "Saccharomyces", "Plasmodium", "Caenorhabditis")
+
+
+def _plot_data(html: str) -> dict:
+    """The plots' data and configuration that MultiQC embeds in its report (gzip, base64)."""
+    found = re.search(r'<script[^>]*id="mqc_compressed_plotdata"[^>]*>(.*?)</script>', html,
+                      re.S)
+    assert found, "no plot data in the MultiQC report"
+    return json.loads(gzip.decompress(base64.b64decode(found.group(1).strip())))
+
+
+def test_multiqc_plot_categories_and_colours(tmp_path: Path) -> None:
+    if importlib.util.find_spec("multiqc") is None:
+        pytest.skip("multiqc not installed")
+    tax = full_taxonomy()
+    sources = ("mmseqs2:nt", "mmseqs2:prot", "bertax")  # two database tiers and BERTax
+    reads = [((*(tax.ranks(tax.taxid_of(name)).values()),), (sources[i % 3],) * 3,
+              (0.9, 0.8, 0.65), 20 - i) for i, name in enumerate(MANY_GENERA)]
+    reads += [((2, 1224, 0), ("bertax", "bertax", "none"), (0.9, 0.7, 0.0), 4),
+              ((0, 0, 0), ("none",) * 3, (0.0,) * 3, 5)]
+    dump = tmp_path / "taxdump"
+    tax.write_dump(tax.closure([t for r in reads for t in r[0] if t]), dump)
+    inputs = tmp_path / "in"
+    for sample, sample_reads in (("deep", reads), ("shallow", reads[3:9])):
+        write_reports(_merged_table(tmp_path / f"{sample}.tsv", tax, sample_reads), dump,
+                      sample, tmp_path)
+    write_multiqc_tables([tmp_path / "deep.summary.json", tmp_path / "shallow.summary.json"],
+                         inputs)
+    out = tmp_path / "out"
+    subprocess.run([sys.executable, "-m", "multiqc", str(inputs), "-o", str(out), "-q",
+                    "--no-ansi"], check=True, capture_output=True, timeout=180)
+    plots = _plot_data((out / "multiqc_report.html").read_text())
+
+    def categories(plot_id: str) -> list[tuple[str, str]]:
+        return [(cat["name"], cat["color"]) for cat in plots[plot_id]["datasets"][0]["cats"]]
+
+    for rank in ("phylum", "genus"):
+        cats = categories(f"hytax_composition_{rank}_plot")
+        assert len(cats) == 12, cats  # ten taxa, other, no <rank>
+        assert [name for name, _ in cats][-2:] == ["other", f"no {rank}"]
+        assert len({name for name, _ in cats}) == len({colour for _, colour in cats}) == 12
+        # the colours the report shows are the ones our table declares
+        header = (inputs / f"hytax_composition_{rank}_mqc.tsv").read_text()
+        declared = json.loads(re.search(r"^# categories: (.*)$", header, re.M).group(1))
+        assert cats == [(name, c["color"]) for name, c in declared.items()]
+    # taxa by their share of reads summed over samples, so the shallow sample counts as much
+    share: Counter[str] = Counter()
+    for sample_reads in (reads, reads[3:9]):
+        total = sum(r[-1] for r in sample_reads)
+        for taxids, *_, count in sample_reads:
+            if taxids[2]:
+                share[tax.name(taxids[2])] += count / total
+    top = [name for name, _ in sorted(share.items(), key=lambda kv: (-kv[1], kv[0]))[:10]]
+    assert [name for name, _ in categories("hytax_composition_genus_plot")][:10] == top
+
+    sources_plot = categories("hytax_sources_plot")
+    assert [name for name, _ in sources_plot] == ["MMseqs2 nt", "MMseqs2 prot", "BERTax",
+                                                  "unresolved"]
+    assert len({colour for _, colour in sources_plot}) == 4
+
+    confidence = plots["hytax_bertax_confidence_plot"]
+    assert confidence["layout"]["showlegend"] is True
+    lines = confidence["datasets"][0]["lines"]
+    assert len(lines) == 2 * len(RANKS)
+    assert len({(line["color"], line["dash"]) for line in lines}) == len(lines)
+    assert all(line["showlegend"] for line in lines)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gzip
+import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -10,10 +12,23 @@ from pathlib import Path
 import pytest
 from conftest import DUMP_2025, SHARED_DATA, TAXDUMP_2013, full_taxonomy
 
+from hytax.cli import main
 from hytax.errors import HytaxError
-from hytax.taxonomy import Taxonomy, TaxonomyError, write_subset
+from hytax.taxonomy import (
+    COMPACT_NAME,
+    RANKS,
+    Taxonomy,
+    TaxonomyError,
+    lineage_closure,
+    read_model_taxids,
+    read_taxid_file,
+    write_compact_taxonomy,
+    write_subset,
+)
 
 SHARED = SHARED_DATA
+REPO = Path(__file__).resolve().parents[1]
+MODEL = REPO / "assets" / "models" / "hytax-mini"
 
 
 @pytest.fixture(scope="module")
@@ -189,6 +204,221 @@ def test_gzipped_dump_loads(tmp_path: Path) -> None:
         with gzip.open(tmp_path / f"{name}.gz", "wb") as out:
             out.write((DUMP_2025 / name).read_bytes())
     assert Taxonomy.load(tmp_path).lineage(562) == Taxonomy.load(DUMP_2025).lineage(562)
+
+
+# --- the compact taxonomy ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def compact_2013(tax: Taxonomy, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    """The compact taxonomy of the shared genomes' taxa and the bundled model's classes, written
+    from the already loaded full 2013 dump (what `hytax taxonomy` does after loading it)."""
+    wanted = {**read_taxid_file(SHARED / "seq2taxid.tsv"), **read_model_taxids(MODEL)}
+    path = tmp_path_factory.mktemp("compact") / COMPACT_NAME
+    tax.write_compact(lineage_closure(tax, wanted), path)
+    return wanted, path
+
+
+def test_compact_holds_the_full_dumps_lineages(tax: Taxonomy, compact_2013) -> None:
+    wanted, path = compact_2013
+    compact = Taxonomy.load(path)
+    expected = {node for t in wanted if t for node in tax.lineage(t)}
+    assert len(compact) == len(expected) < len(tax) // 100
+    for node in expected:
+        assert node in compact
+        assert compact.parent(node) == tax.parent(node)
+        assert compact.rank(node) == tax.rank(node)
+        assert compact.name(node) == tax.name(node)
+    for taxid in wanted:
+        assert compact.lineage(taxid) == tax.lineage(taxid)
+        assert compact.ranks(taxid) == tax.ranks(taxid)
+    outside = next(t for t in range(2, 100_000) if t in tax and tax.resolve(t) not in expected)
+    with pytest.raises(TaxonomyError, match=f"{outside} is not in the taxonomy .*compact"):
+        compact.lineage(outside)
+
+
+def test_compact_resolves_merged_ids_into_its_taxa(tax: Taxonomy, compact_2013) -> None:
+    _, path = compact_2013
+    compact = Taxonomy.load(path)
+    with gzip.open(TAXDUMP_2013 / "merged.dmp.gz", "rt") as fh:
+        merged = [int(line.split("\t|")[0]) for line in fh]
+    kept = 0
+    for old in merged:
+        if tax.resolve(old) in compact:
+            assert compact.resolve(old) == tax.resolve(old)
+            kept += 1
+        else:
+            assert old not in compact
+    assert kept > 50
+
+
+def test_compact_forms_gz_folder_and_staged_name(tmp_path: Path) -> None:
+    full = Taxonomy.load(DUMP_2025)
+    ebola, ecoli = full.taxid_of("Orthoebolavirus zairense"), full.taxid_of("Escherichia coli")
+    keep = lineage_closure(full, {ebola: "test", ecoli: "test"})
+    folder = tmp_path / "folder"
+    full.write_compact(keep, folder / f"{COMPACT_NAME}.gz")
+    staged = tmp_path / "taxonomy"  # how a Nextflow task stages it: no suffix, still gzipped
+    staged.write_bytes((folder / f"{COMPACT_NAME}.gz").read_bytes())
+    for form in (folder, folder / f"{COMPACT_NAME}.gz", staged):
+        compact = Taxonomy.load(form)
+        assert len(compact) == len(keep)
+        for taxid in (ebola, ecoli):
+            assert compact.lineage(taxid) == full.lineage(taxid)
+            assert compact.ranks(taxid, RANKS) == full.ranks(taxid, RANKS)
+        # the 2025 ranks fill hytax's superkingdom slot from the compact file as well
+        assert compact.rank(compact.at_rank(ebola, "superkingdom")) == "acellular root"
+        assert compact.rank(compact.at_rank(ecoli, "superkingdom")) == "domain"
+        assert compact.resolve(12) == ecoli  # merged.dmp: 12 -> 562
+        assert compact.taxid_of("Negarnaviricota") == full.taxid_of("Negarnaviricota")
+        assert "Metazoa" not in {compact.name(t) for t in keep}
+    # the same taxa give the same bytes (no time stamp in the gzip header)
+    full.write_compact(keep, tmp_path / "again.gz")
+    assert (tmp_path / "again.gz").read_bytes() == staged.read_bytes()
+
+
+def test_folder_with_a_complete_dump_reads_the_dump(tmp_path: Path) -> None:
+    dump = _copy_dump(tmp_path)
+    full = Taxonomy.load(dump)
+    full.write_compact(lineage_closure(full, {562: "test"}), dump / COMPACT_NAME)
+    assert len(Taxonomy.load(dump)) == len(full) > len(Taxonomy.load(dump / COMPACT_NAME))
+
+
+def _model_config(folder: Path, classes: dict[str, list[tuple[str, int]]]) -> Path:
+    folder.mkdir()
+    config = {"classes": {rank: [{"name": n, "taxid": t, "parent": 0} for n, t in members]
+                          for rank, members in classes.items()}}
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder
+
+
+def test_hytax_taxonomy_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    full = Taxonomy.load(DUMP_2025)
+    ebola = full.taxid_of("Orthoebolavirus zairense")
+    # an MMseqs2 <db>_mapping (key, taxid) and a seq2taxid TSV naming E. coli by its old id 12
+    mapping = tmp_path / "ref_mapping"
+    mapping.write_text(f"0\t{ebola}\n1\t{ebola}\n")
+    seq2taxid = tmp_path / "seq2taxid.tsv.gz"
+    with gzip.open(seq2taxid, "wt") as fh:
+        fh.write("NC_000913.3\t12\nunplaced\t0\n")
+    model = _model_config(tmp_path / "model", {"superkingdom": [("Bacteria", 2), ("unknown", 0)],
+                                                "genus": [("Escherichia", 561)]})
+    out = tmp_path / "out" / COMPACT_NAME
+    argv = ["taxonomy", "--taxdump", str(DUMP_2025), "--taxids", str(mapping),
+            "--taxids", str(seq2taxid), "--model", str(model), "--output", str(out)]
+    assert main(argv) == 0
+    assert f"written to {out}" in capsys.readouterr().err
+    compact = Taxonomy.load(out)
+    expected = {n for t in (ebola, 562, 2, 561) for n in full.lineage(t)}
+    assert len(compact) == len(expected)
+    assert compact.lineage(12) == full.lineage(562)
+    assert compact.name(compact.at_rank(ebola, "superkingdom")) == "Viruses"
+
+
+def test_hytax_taxonomy_unknown_taxids_name_file_and_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = str(tmp_path / COMPACT_NAME)
+    mapping = tmp_path / "ref_mapping"
+    mapping.write_text("0\t562\n\n1\t999999\n2\t999999\n")
+    assert main(["taxonomy", "--taxdump", str(DUMP_2025), "--taxids", str(mapping),
+                 "--output", out]) == 2
+    err = capsys.readouterr().err
+    assert "ref_mapping: line 3: taxid 999999 is in neither" in err
+    assert "Traceback" not in err
+    mapping.write_text("seqA\tE.coli\n")
+    with pytest.raises(TaxonomyError, match=r"ref_mapping: line 1: taxid 'E.coli'"):
+        write_compact_taxonomy(DUMP_2025, [mapping], [], out)
+    model = _model_config(tmp_path / "model", {"genus": [("Escherichia", 561), ("Nova", 4242)]})
+    with pytest.raises(TaxonomyError, match=r"config\.json: genus class 'Nova': taxid 4242"):
+        write_compact_taxonomy(DUMP_2025, [], [model], out)
+    (model / "config.json").write_text('{"classes": {"genus": [{"name": "x"}]}}')
+    with pytest.raises(TaxonomyError, match=r"config\.json: no readable 'classes'"):
+        write_compact_taxonomy(DUMP_2025, [], [model], out)
+    assert not Path(out).exists()
+
+
+def test_damaged_compact_files_name_the_line(tmp_path: Path) -> None:
+    full = Taxonomy.load(DUMP_2025)
+    good = tmp_path / "good.tsv"
+    full.write_compact(lineage_closure(full, {562: "test"}), good)
+    lines = good.read_text().splitlines(keepends=True)
+    n_taxa = len(lineage_closure(full, {562: "test"}))
+
+    def variant(name: str, edit) -> Path:
+        path = tmp_path / name
+        path.write_text("".join(edit(list(lines))))
+        return path
+
+    cases = [
+        (variant("truncated", lambda ls: ls[:-1]), r"truncated: .*truncated or edited"),
+        (variant("v2", lambda ls: [ls[0].replace("\t1\t", "\t2\t", 1), *ls[1:]]),
+         r"v2: line 1: .*format version 2"),
+        (variant("badint", lambda ls: [*ls[:4], "561\tx\tgenus\tEscherichia\t\n", *ls[5:]]),
+         r"badint: line 5: parent taxid 'x' is not an integer"),
+        (variant("fields", lambda ls: [*ls[:3], "2\t131567\n", *ls[4:]]),
+         r"fields: line 4: expected 5 tab-separated fields"),
+        # the root row gone (and counted out): every other row loses its top ancestor
+        (variant("noroot", lambda ls: [ls[0].replace(f"taxa={n_taxa}", f"taxa={n_taxa - 1}"),
+                                       ls[1], *ls[3:]]), r"noroot: no root node"),
+    ]
+    for path, message in cases:
+        with pytest.raises(TaxonomyError, match=message):
+            Taxonomy.load(path)
+    bad = tmp_path / "notes.txt"
+    bad.write_text("taxid\tparent\n")
+    with pytest.raises(TaxonomyError, match="nor an MMseqs2 database"):
+        Taxonomy.load(bad)
+
+
+_MODULE_WORKFLOW = """
+include { HYTAX_TAXONOMY } from '%s/modules/local/hytax_taxonomy'
+params.container = 'hytax'
+workflow {
+    HYTAX_TAXONOMY(
+        channel.value([[id: 'taxdump', prefix: null], file(params.taxdump)]),
+        channel.fromPath(params.taxids.tokenize(',')).collect(),
+        file(params.model)
+    )
+}
+"""
+
+
+@pytest.mark.pipeline
+def test_nextflow_module_writes_the_compact_taxonomy(tmp_path: Path) -> None:
+    """HYTAX_TAXONOMY on the bundled test reference: two mapping files of the same name (one
+    MMseqs2-style) and the bundled model give what the library writes here; -stub gives a
+    compact file that loads."""
+    from test_pipeline import BIN, NEXTFLOW, TEST_DATA, _skip_without_tools
+
+    _skip_without_tools()
+    second = tmp_path / "second" / "seq2taxid.tsv"
+    second.parent.mkdir()
+    second.write_text("0\t10710\n")  # lambda phage, not in the first mapping's lineages
+    taxids = [TEST_DATA / "seq2taxid.tsv", second]
+    expected = tmp_path / COMPACT_NAME
+    write_compact_taxonomy(TEST_DATA / "taxdump", taxids, [MODEL], expected)
+    script = tmp_path / "main.nf"
+    script.write_text(_MODULE_WORKFLOW % REPO)
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+           "NXF_OFFLINE": "true", "NXF_ANSI_LOG": "false"}
+    for mode, extra in (("real", []), ("stub", ["-stub"])):
+        launch = tmp_path / mode
+        launch.mkdir()
+        proc = subprocess.run(
+            [str(NEXTFLOW), "run", str(script), "-ansi-log", "false", *extra,
+             "--taxdump", str(TEST_DATA / "taxdump"), "--taxids", ",".join(map(str, taxids)),
+             "--model", str(MODEL)],
+            cwd=launch, env=env, capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+        (written,) = launch.glob(f"work/*/*/{COMPACT_NAME}")
+        (versions,) = launch.glob("work/*/*/versions.yml")
+        assert "HYTAX_TAXONOMY" in versions.read_text()
+        if mode == "real":
+            assert written.read_bytes() == expected.read_bytes()
+            assert 10710 in Taxonomy.load(written)
+        else:
+            assert len(Taxonomy.load(written)) == 1
 
 
 # --- bad input -----------------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import argparse
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,11 @@ from hytax.train import (
     IGNORE,
     NSP_IS_NEXT,
     NSP_RANDOM,
-    add_arguments,
+    Architecture,
+    FinetuneOptions,
+    LoopOptions,
+    PretrainOptions,
+    TrainData,
     build_classes,
     class_weights,
     classification_batch,
@@ -32,6 +36,7 @@ from hytax.train import (
     predict_logps,
     pretrain,
     read_fragments,
+    val_subset,
 )
 
 # Two clearly different superkingdoms: a GC-rich bacterium and an AT-rich yeast chromosome.
@@ -50,8 +55,9 @@ TAXA = [  # taxid, parent, rank, name: just the lineages above, for class names
     (4930, 4890, "genus", "Saccharomyces"),
     (559292, 4930, "species", "Saccharomyces cerevisiae"),
 ]
-TINY = ["--hidden", "32", "--layers", "2", "--heads", "2", "--intermediate", "64",
-        "--dropout", "0.0", "--window-nt", "300"]
+TINY = Architecture(hidden=32, layers=2, heads=2, intermediate=64, dropout=0.0, window_nt=300)
+LOOP = LoopOptions(batch_size=16, lr=2e-3, warmup=0.05, threads=2, progress="off", log_every=0,
+                   seed=3)
 
 
 # --- masking and next-sentence pairs -------------------------------------------------------------
@@ -197,23 +203,16 @@ def two_kingdoms(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def parse(mode: str, *argv: str) -> argparse.Namespace:
-    parser = argparse.ArgumentParser()
-    add_arguments(parser, mode)
-    return parser.parse_args(list(argv))
-
-
-def finetune_args(data: Path, outdir: Path, *extra: str) -> argparse.Namespace:
-    return parse("finetune", "--data", str(data), "--outdir", str(outdir),
-                 "--taxdump", str(data / "taxdump"), "--min-class-count", "10",
-                 "--batch-size", "16", "--lr", "2e-3", "--warmup", "0.05", "--threads", "2",
-                 "--progress", "off", "--log-every", "0", "--seed", "3", *TINY, *extra)
+def finetune_options(data: Path, outdir: Path, pretrained: Path | None = None,
+                  **loop: object) -> FinetuneOptions:
+    return FinetuneOptions(data=TrainData(data), outdir=outdir, taxdump=data / "taxdump",
+                           architecture=TINY, pretrained=pretrained, loop=replace(LOOP, **loop),
+                           min_class_count=10)
 
 
 def test_short_finetune_separates_two_superkingdoms(two_kingdoms: Path, tmp_path: Path) -> None:
-    args = finetune_args(two_kingdoms, tmp_path / "model", "--max-epochs", "4",
-                         "--patience", "2", "--time-limit", "1.5")
-    bundle = finetune(args)
+    bundle = finetune(finetune_options(two_kingdoms, tmp_path / "model", max_epochs=4, patience=2,
+                                       time_limit=1.5))
     test = read_fragments(two_kingdoms / "test.fa")
     with torch.no_grad():
         logps = predict_logps(bundle.model, test, 300, 64, torch.device("cpu"))
@@ -224,6 +223,9 @@ def test_short_finetune_separates_two_superkingdoms(two_kingdoms: Path, tmp_path
     assert accuracy > 0.85, f"held-out superkingdom accuracy {accuracy:.2f} (chance 0.5)"
     config = bundle.config
     assert config["calibration"]["temperature"]["superkingdom"] > 0
+    # the superkingdom threshold keeps validation fragments at >= 90 % precision
+    threshold = config["calibration"]["thresholds"]["per_rank"]["superkingdom"]
+    assert threshold["precision"] >= 0.9 and 0 < threshold["min_confidence"] < 1
     assert config["training"]["val_metrics"]["val_accuracy"]["superkingdom"] > 0.8
     assert config["vocab"] == list(VOCAB) and config["window_nt"] == 300
     lines = (tmp_path / "model" / "metrics.jsonl").read_text().splitlines()
@@ -243,9 +245,8 @@ def test_short_finetune_separates_two_superkingdoms(two_kingdoms: Path, tmp_path
 
 def test_bf16_finetune_learns_and_keeps_fp32_weights(two_kingdoms: Path, tmp_path: Path) -> None:
     # The GPU recipe (tools/train_gpu.sh): bf16 autocast, learning rate decayed over the time.
-    args = finetune_args(two_kingdoms, tmp_path / "model", "--max-epochs", "3",
-                         "--precision", "bf16", "--decay-by-time", "--time-limit", "1.5")
-    bundle = finetune(args)
+    bundle = finetune(finetune_options(two_kingdoms, tmp_path / "model", max_epochs=3,
+                                       precision="bf16", decay_by_time=True, time_limit=1.5))
     assert {p.dtype for p in bundle.model.parameters()} == {torch.float32}
     test = read_fragments(two_kingdoms / "test.fa")
     with torch.no_grad():
@@ -260,10 +261,10 @@ def test_bf16_finetune_learns_and_keeps_fp32_weights(two_kingdoms: Path, tmp_pat
 
 def test_resume_continues_the_step_count(two_kingdoms: Path, tmp_path: Path) -> None:
     out = tmp_path / "model"
-    finetune(finetune_args(two_kingdoms, out, "--max-steps", "3", "--eval-every", "2"))
+    finetune(finetune_options(two_kingdoms, out, max_steps=3, eval_every=2))
     state = json.loads((out / "checkpoint" / "state.json").read_text())
     assert state["loop"]["step"] == 3 and state["loop"]["batch_in_epoch"] == 3
-    finetune(finetune_args(two_kingdoms, out, "--max-steps", "5", "--resume"))
+    finetune(finetune_options(two_kingdoms, out, max_steps=5, resume="yes"))
     state = json.loads((out / "checkpoint" / "state.json").read_text())
     assert state["loop"]["step"] == 5
     steps = [json.loads(line)["step"] for line in (out / "metrics.jsonl").read_text().splitlines()]
@@ -272,17 +273,82 @@ def test_resume_continues_the_step_count(two_kingdoms: Path, tmp_path: Path) -> 
 
 
 def test_pretrain_writes_an_encoder_finetune_can_load(two_kingdoms: Path, tmp_path: Path) -> None:
-    args = parse("pretrain", "--data", str(two_kingdoms), "--outdir", str(tmp_path / "pt"),
-                 "--max-steps", "2", "--batch-size", "8", "--threads", "2",
-                 "--progress", "off", *TINY)
-    info = pretrain(args)
+    info = pretrain(PretrainOptions(TrainData(two_kingdoms), tmp_path / "pt", architecture=TINY,
+                                    loop=replace(LOOP, max_steps=2, batch_size=8, lr=None)))
     assert info["training"]["steps"] == 2
+    assert info["training"]["lr"] == 2e-3  # the tiny size's rate: the nearest width
     cfg, encoder, _ = load_pretrained(tmp_path / "pt")
     assert cfg.hidden == 32 and "token.weight" in encoder
-    bundle = finetune(finetune_args(two_kingdoms, tmp_path / "ft", "--max-steps", "1",
-                                    "--pretrained", str(tmp_path / "pt")))
+    bundle = finetune(finetune_options(two_kingdoms, tmp_path / "ft", tmp_path / "pt", max_steps=1))
     # [MASK] is never a fine-tuning input, so its embedding keeps the pre-trained value (up to
     # one step of weight decay): proof that the encoder weights were loaded.
     assert torch.allclose(bundle.model.encoder.token.weight[MASK].detach(),
                           encoder["token.weight"][MASK], rtol=1e-3, atol=1e-7)
     assert bundle.config["training"]["pretrained"] == str(tmp_path / "pt")
+
+
+def metrics_steps(folder: Path) -> list[int]:
+    return [json.loads(line)["step"] for line in (folder / "metrics.jsonl").open()]
+
+
+def test_auto_resume_needs_the_same_data_and_settings(
+    two_kingdoms: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "model"
+    finetune(finetune_options(two_kingdoms, out, max_steps=3, eval_every=2, resume="auto"))
+    assert "resuming" not in capsys.readouterr().err  # nothing to resume yet
+    bundle = finetune(finetune_options(two_kingdoms, out, max_steps=5, resume="auto"))
+    assert "resuming at step 3 (epoch 1)" in capsys.readouterr().err
+    assert bundle.config["training"]["resumed_at"] == [3]
+    assert metrics_steps(out) == [2, 3, 5]
+    # another seed draws other batches: the checkpoint does not fit, training starts over
+    bundle = finetune(finetune_options(two_kingdoms, out, max_steps=2, resume="auto", seed=4))
+    assert "checkpoint is for other data or settings" in capsys.readouterr().err
+    assert bundle.config["training"]["resumed_at"] == []
+    assert metrics_steps(out) == [2]
+
+
+def test_a_spent_budget_is_not_trained_again(two_kingdoms: Path, tmp_path: Path) -> None:
+    out = tmp_path / "model"
+    # a limit of 0.06 s covering all runs: the first run stops after its first step
+    budget = {"time_limit": 0.001, "time_limit_total": True, "resume": "auto"}
+    finetune(finetune_options(two_kingdoms, out, **budget))
+    first = json.loads((out / "checkpoint" / "state.json").read_text())["loop"]
+    assert first["step"] >= 1 and first["finished"]
+    bundle = finetune(finetune_options(two_kingdoms, out, **budget))
+    again = json.loads((out / "checkpoint" / "state.json").read_text())["loop"]
+    assert again["step"] == first["step"] and again["history"] == first["history"]
+    assert bundle.config["training"]["resumed_at"] == [first["step"]]
+
+
+def test_training_starts_from_a_model_folder_encoder(
+    two_kingdoms: Path, tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """The pipeline's default: continue from the encoder of `--model` (here a random model)."""
+    from safetensors.torch import load_file
+
+    encoder = {k.removeprefix("encoder."): v
+               for k, v in load_file(tiny_model_dir / "model.safetensors").items()
+               if k.startswith("encoder.")}
+    info = pretrain(PretrainOptions(TrainData(two_kingdoms), tmp_path / "pt",
+                                    encoder=tiny_model_dir, loop=replace(LOOP, max_steps=1)))
+    # the model's 1500-nt window needs 503 positions for [CLS] A [SEP] B [SEP]; it has 502
+    assert info["window_nt"] == 1497 and info["architecture"]["hidden"] == 32
+    bundle = finetune(finetune_options(two_kingdoms, tmp_path / "ft", tiny_model_dir,
+                                       max_steps=1))
+    assert bundle.config["window_nt"] == 1500  # the model's, not TINY's 300
+    assert torch.allclose(bundle.model.encoder.token.weight[MASK].detach(),
+                          encoder["token.weight"][MASK], rtol=1e-3, atol=1e-7)
+    assert bundle.config["training"]["pretrained"] == str(tiny_model_dir)
+
+
+def test_val_subset_is_fixed_and_keeps_labels_aligned(two_kingdoms: Path) -> None:
+    val = read_fragments(two_kingdoms / "val.fa")
+    labels = [{"superkingdom": i} for i in range(len(val))]
+    subset, kept = val_subset(val, labels, 7, seed=3)
+    assert len(subset) == len(kept) == 7
+    for rid, seq, label in zip(subset.ids, subset.seqs, kept, strict=True):
+        i = val.ids.index(rid)
+        assert val.seqs[i] == seq and label == {"superkingdom": i}
+    assert val_subset(val, labels, 7, seed=3)[0].ids == subset.ids  # the same every run
+    assert val_subset(val, labels, 0, seed=3)[0] is val  # 0: all of them

@@ -12,8 +12,8 @@
 # class weights, reverse-complement augmentation, temperature scaling) for FINETUNE_MIN minutes
 # and RESUME_MIN more at half the learning rate, in bf16 mixed precision with the learning rate
 # decayed over each time limit. Each model is then evaluated on the held-out test fragments, and
-# the prediction throughput on this GPU is measured. About 12 minutes in all on an H200; the
-# shipped hytax-mini (the "small" model) was trained so, in two calls of the device tool.
+# the prediction throughput on this GPU is measured. About 12 minutes in all on one NVIDIA H200;
+# the shipped hytax-mini (the "small" model) was trained so, in two runs.
 #
 # Environment (defaults in brackets): PRETRAIN_MIN [3.0], FINETUNE_MIN [3.3], RESUME_MIN [3.2],
 # MODELS ["paper small"], PRETRAIN_BATCH [256], FINETUNE_BATCH [128], DEVICE [cuda; cpu for a dry

@@ -2,8 +2,9 @@
 ========================================================================================
     hytax: the DAG
 ========================================================================================
-    reference -> PREPARE_REFERENCE (once) -----------------+
-    reads -> CLASSIFY_READS: prepare, MMseqs2, route, BERTax, merge -> REPORT_RESULTS -> MULTIQC
+    reference -> PREPARE_REFERENCE (once): database tiers (nucleotide, protein) -----+
+    reads -> CLASSIFY_READS: prepare, MMseqs2 per tier -> claims, route, BERTax, merge
+          -> REPORT_RESULTS -> MULTIQC
 ----------------------------------------------------------------------------------------
 */
 
@@ -19,16 +20,8 @@ workflow HYTAX {
 
     take:
     samples               // channel: [meta, [reads]]
-    mmseqs_db             // string: prebuilt seqTaxDB prefix, or null
-    reference_fasta       // string: FASTA to build the database from, or null
-    taxdump               // string: taxdump folder, or null
-    tax_mapping           // string: sequence id -> taxid, or null
+    parameters            // map: the reference options (--databases, --mmseqs_db, or what to build from)
     model                 // string: BERTax model folder
-    route                 // string: unclassified | below_rank
-    route_rank            // string: superkingdom | phylum | genus
-    min_identity          // string: per-rank identity minimums, or ''
-    min_aln_fraction      // number: share of a read MMseqs2's best hit must cover (for the methods text; HYTAX_ROUTE takes it through ext.args)
-    min_confidence        // number: BERTax probability needed to fill a rank
     multiqc_config        // string: the pipeline's MultiQC config
     extra_multiqc_config  // string: the user's MultiQC config, or null
     summary_params        // value:  group -> [param: value], for the MultiQC summary
@@ -37,24 +30,20 @@ workflow HYTAX {
     main:
     ch_versions = channel.empty()
 
-    // value: [db_meta, folder], [tax_meta, folder]
-    PREPARE_REFERENCE(mmseqs_db, reference_fasta, taxdump, tax_mapping)
+    // value: [[db_meta, folder], ...] in tier order; [tax_meta, folder]
+    PREPARE_REFERENCE(parameters)
     ch_versions = ch_versions.mix(PREPARE_REFERENCE.out.versions)
 
-    // [meta, hytax.tsv]
+    // [meta, hytax.tsv]; route and merge options come through ext.args (conf/modules.config)
     CLASSIFY_READS(
         samples,
-        PREPARE_REFERENCE.out.db,
+        PREPARE_REFERENCE.out.tiers,
         PREPARE_REFERENCE.out.taxdump,
-        file(model, checkIfExists: true),
-        route,
-        route_rank,
-        min_identity,
-        min_confidence
+        file(model, checkIfExists: true)
     )
     ch_versions = ch_versions.mix(CLASSIFY_READS.out.versions)
 
-    REPORT_RESULTS(CLASSIFY_READS.out.merged, PREPARE_REFERENCE.out.taxdump)
+    REPORT_RESULTS(CLASSIFY_READS.out.merged, CLASSIFY_READS.out.claims, PREPARE_REFERENCE.out.taxdump)
     ch_versions = ch_versions.mix(REPORT_RESULTS.out.versions)
 
     // pipeline_info/hytax_software_mqc_versions.yml: every tool's version, once
@@ -64,7 +53,7 @@ workflow HYTAX {
     ch_summary = summary_params
         .map { summary -> paramsSummaryMultiqc(summary) }
         .collectFile(name: 'workflow_summary_mqc.yaml')
-    ch_methods = channel.value(methodsDescriptionText(mmseqs_db, reference_fasta, model, route, route_rank, min_identity, min_aln_fraction, min_confidence))
+    ch_methods = channel.value(methodsDescriptionText())
         .collectFile(name: 'methods_description_mqc.yaml')
 
     // [meta(id: multiqc), [files]]: our tables, kraken2 reports, versions, summary, methods

@@ -1,24 +1,27 @@
-"""Labelled training fragments from genome FASTAs (`hytax fragments`).
+"""Labelled training fragments from genomes (`hytax fragments`).
 
 Sampling follows BERTax (paper, 2.2): fragments are drawn evenly over taxonomic groups (here
 genera) so that no genome with many strains or a huge chromosome dominates, fragments with too
 many ambiguous bases are discarded and replaced, and labels come from the taxdump lineage of the
 genome's taxid. Splits are the paper's "similar" (random per class) and "non-similar" (whole
-genera held out for the test set).
+genera held out for the test set), and "genus": whole genera for training, validation and test
+in every superkingdom that has enough of them (what the pipeline's training entry uses, so that
+calibration and evaluation see genera the model never saw, as BERTax does in the pipeline).
 
-Genomes are read one at a time and sampled by position, so memory holds one genome plus the
-fragments drawn so far.
+Genomes come from a table and a folder of FASTA files, or from one reference FASTA with a
+sequence -> taxid mapping (the inputs of the pipeline's MMseqs2 database; a "genome" is then the
+sequences of one taxid). Either way genomes are read one at a time and sampled by position, so
+memory holds one genome plus the fragments drawn so far.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import sys
 import zlib
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,11 +29,14 @@ import numpy as np
 
 from hytax.errors import HytaxError
 from hytax.seqio import read_records, reverse_complement
-from hytax.taxonomy import RANKS
+from hytax.taxonomy import RANKS, Taxonomy
 
 LABEL_COLUMNS = ("read_id", *(f"{r}_taxid" for r in RANKS), "genome_id")
 SPLITS = ("train", "val", "test")
+SPLIT_KINDS = ("similar", "nonsimilar", "genus")
 AMBIGUOUS_TABLE = bytes(0 if chr(b) in "ACGT" else 1 for b in range(256))
+# Genus split: a superkingdom needs one genus for each of training, validation and test.
+MIN_GENERA_TO_SPLIT = 3
 
 
 class FragmentError(HytaxError):
@@ -49,13 +55,14 @@ class LengthSpec:
 
     @classmethod
     def parse(cls, text: str) -> LengthSpec:
+        """`N` or `MIN:MAX`; a ValueError names what is wrong."""
         low, _, high = text.partition(":")
         try:
             spec = cls(int(low), int(high or low))
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected N or MIN:MAX, got '{text}'") from None
+            raise ValueError(f"expected N or MIN:MAX, got '{text}'") from None
         if not 3 <= spec.low <= spec.high:
-            raise argparse.ArgumentTypeError(f"bad fragment length '{text}'")
+            raise ValueError(f"bad fragment length '{text}' (3 <= MIN <= MAX)")
         return spec
 
     @property
@@ -67,12 +74,53 @@ class LengthSpec:
 
 
 @dataclass
+class FragmentOptions:
+    """What to sample and how to split it (see `hytax fragments --help`)."""
+
+    lengths: list[LengthSpec] = field(default_factory=lambda: [LengthSpec(1500, 1500)])
+    length_weights: list[float] | None = None  # share of each length; None: equal shares
+    per_superkingdom: int | None = 2000  # target per superkingdom; None: every genus per_genus
+    per_genus: int = 1000  # cap per genus (all lengths together)
+    max_coverage: float = 2.0  # at most this many times a genome's length in fragments
+    max_ambiguous: float = 0.0008  # paper: 0.08 % non-ACGT bases at most
+    split: str = "similar"  # similar | nonsimilar | genus
+    test_fraction: float = 0.1  # genus split: share of each superkingdom's genera
+    val_fraction: float = 0.05  # genus split: share of each superkingdom's genera
+    holdout_genera: list[int] = field(default_factory=list)  # always in the test set
+    drop_without_genus: bool = False  # genus split: drop taxa without a genus (else an error)
+    seed: int = 1
+
+
+@dataclass(frozen=True)
+class GenomeTable:
+    """Genomes as a table (genome_id, taxid[, length]) and a folder of <genome_id>.fa.gz."""
+
+    table: Path
+    genome_dir: Path | None = None  # default: genomes/ beside the table
+
+    @property
+    def folder(self) -> Path:
+        return self.genome_dir or self.table.parent / "genomes"
+
+
+@dataclass(frozen=True)
+class ReferenceFasta:
+    """One FASTA of reference sequences and its sequence id -> taxid TSV (seq2taxid)."""
+
+    fasta: Path
+    mapping: Path
+
+
+@dataclass
 class Genome:
     genome_id: str
     taxid: int
     path: Path
     length: int | None
     labels: dict[str, int] = field(default_factory=dict)
+    # Reference FASTA input: (record number, id) of this taxid's sequences, and the longest.
+    records: list[tuple[int, str]] = field(default_factory=list)
+    longest: int = 0
 
     @property
     def group(self) -> int:
@@ -97,13 +145,66 @@ def read_genomes(table: Path, genome_dir: Path) -> list[Genome]:
     return genomes
 
 
-def label_genomes(genomes: list[Genome], taxdump: Path) -> None:
-    """Superkingdom/phylum/genus taxids from the taxdump lineage (0 where the lineage has none)."""
-    from hytax.taxonomy import Taxonomy
+def index_reference(reference: ReferenceFasta, min_length: int) -> tuple[list[Genome], int]:
+    """One genome per taxid from a reference FASTA (read once, sequences not kept); also the
+    number of sequences shorter than `min_length` (they can give no fragment).
 
-    taxonomy = Taxonomy.load(taxdump)
+    Every sequence needs a taxid: one the mapping lacks is an error naming it.
+    """
+    from hytax.genes import read_mapping
+
+    tax_of = read_mapping(reference.mapping)
+    genomes: dict[int, Genome] = {}
+    unmapped: list[str] = []
+    short = 0
+    for number, record in enumerate(read_records(reference.fasta), start=1):
+        taxid = tax_of.get(record.id)
+        if taxid is None:
+            unmapped.append(f"'{record.id}' (record {number})")
+            continue
+        genome = genomes.get(taxid)
+        if genome is None:
+            genome = genomes[taxid] = Genome(f"taxid{taxid}", taxid, reference.fasta, 0)
+        genome.records.append((number, record.id))
+        genome.longest = max(genome.longest, len(record.seq))
+        if len(record.seq) >= min_length:
+            genome.length = (genome.length or 0) + len(record.seq)
+        else:
+            short += 1
+    if unmapped:
+        raise FragmentError(
+            f"{reference.fasta}: {len(unmapped)} sequence(s) have no taxid in "
+            f"{reference.mapping}: {_some(unmapped)}"
+        )
+    if not genomes:
+        raise FragmentError(f"{reference.fasta}: no sequences")
+    return list(genomes.values()), short
+
+
+def label_genomes(genomes: list[Genome], taxdump: Path | Taxonomy) -> None:
+    """Superkingdom/phylum/genus taxids from the taxdump lineage (0 where the lineage has none)."""
+    taxonomy = taxdump if isinstance(taxdump, Taxonomy) else Taxonomy.load(taxdump)
+    unknown = [g for g in genomes if g.taxid not in taxonomy]
+    if unknown:
+        raise FragmentError(
+            f"{len(unknown)} taxid(s) are not in the taxdump {taxonomy.source}: "
+            + _some([f"{g.taxid} ({_where(g)})" for g in unknown])
+        )
     for genome in genomes:
         genome.labels = {r: int(t) for r, t in taxonomy.ranks(genome.taxid, RANKS).items()}
+
+
+def _where(genome: Genome) -> str:
+    """How to find a genome in the input: its first sequence, or its genome id."""
+    if genome.records:
+        number, rec_id = genome.records[0]
+        return f"sequence '{rec_id}', record {number} of {genome.path.name}"
+    return f"genome {genome.genome_id}"
+
+
+def _some(items: Sequence[str], shown: int = 5) -> str:
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    return ", ".join(items[:shown]) + more
 
 
 # --- allocation ----------------------------------------------------------------------------------
@@ -143,7 +244,7 @@ def genome_capacity(genome: Genome, spec: LengthSpec, max_coverage: float) -> in
 def plan_quotas(
     genomes: list[Genome],
     specs: list[LengthSpec],
-    per_superkingdom: int,
+    per_superkingdom: int | None,
     per_genus: int,
     max_coverage: float,
     weights: list[float] | None = None,
@@ -151,6 +252,7 @@ def plan_quotas(
     """Fragments to draw per (genome, length spec): even over genera, then over genomes.
 
     Each length spec gets its `weights` share of the superkingdom target and of the genus cap.
+    Without a superkingdom target every genus gets the cap (as far as its genomes allow).
     """
     weights = weights or [1.0] * len(specs)
     if len(weights) != len(specs):
@@ -162,13 +264,13 @@ def plan_quotas(
         by_sk[genome.labels["superkingdom"]][genome.group].append(genome)
     for groups in by_sk.values():
         for spec, share in zip(specs, shares, strict=True):
-            target = round(per_superkingdom * share)
             members = list(groups.values())
             caps = [
                 min(round(per_genus * share),
                     sum(genome_capacity(g, spec, max_coverage) for g in m))
                 for m in members
             ]
+            target = sum(caps) if per_superkingdom is None else round(per_superkingdom * share)
             for m, n in zip(members, allocate(target, caps), strict=True):
                 caps_g = [genome_capacity(g, spec, max_coverage) for g in m]
                 for g, k in zip(m, allocate(n, caps_g), strict=True):
@@ -202,13 +304,16 @@ def sample_genome(
     max_ambiguous: float,
     rng: np.random.Generator,
     max_tries: int = 20,
+    records: list[tuple[str, str]] | None = None,
 ) -> tuple[list[Fragment], int]:
     """Draw fragments at random positions of one genome; return them and the ambiguous skips.
 
+    `records` are the genome's (id, sequence) pairs; by default its file is read.
     A fragment over the ambiguity limit is counted and replaced by a new draw, up to
     `max_tries` draws per wanted fragment (a genome of mostly N stops early).
     """
-    records = [(r.id, r.seq) for r in read_records(genome.path)]
+    if records is None:
+        records = [(r.id, r.seq) for r in read_records(genome.path)]
     fragments: list[Fragment] = []
     skipped = 0
     for spec, want in wants:
@@ -352,104 +457,278 @@ def write_heldout(path: Path, heldout: set[int], fragments: list[Fragment]) -> N
             )
 
 
+# --- the genus split ---------------------------------------------------------------------------
+
+
+def check_genus_split(
+    genomes: list[Genome], options: FragmentOptions, taxonomy: Taxonomy
+) -> list[Genome]:
+    """The genomes a genus split can use; every problem the input has, in one message.
+
+    Taxa without a genus cannot be split by genus: an error, or dropped with
+    `drop_without_genus`. A genus none of whose sequences is as long as the shortest fragment
+    can give no fragment: an error.
+    """
+    problems: list[str] = []
+    without = [g for g in genomes if not g.labels["genus"]]
+    if without and not options.drop_without_genus:
+        problems.append(
+            f"{len(without)} taxid(s) have no genus in the taxdump, so they cannot be split by "
+            "genus (remove them, map them to a taxon with a genus, or drop them: hytax fragments "
+            "--drop-without-genus, pipeline --train_drop_no_genus): "
+            + _some([f"{g.taxid} {taxonomy.name(g.taxid)} ({_where(g)})" for g in without])
+        )
+    kept = [g for g in genomes if g.labels["genus"]]
+    shortest = min(spec.low for spec in options.lengths)
+    longest: dict[int, Genome] = {}
+    for g in kept:
+        best = longest.get(g.labels["genus"])
+        if best is None or g.longest > best.longest:
+            longest[g.labels["genus"]] = g
+    too_short = [g for g in longest.values() if g.records and g.longest < shortest]
+    if too_short:
+        problems.append(
+            f"{len(too_short)} genus/genera have no sequence as long as the shortest fragment "
+            f"({shortest} nt): "
+            + _some([f"{taxonomy.name(g.labels['genus'])} (longest {g.longest} nt: {_where(g)})"
+                     for g in too_short])
+        )
+    if problems:
+        raise FragmentError("; ".join(problems))
+    genera: dict[int, set[int]] = defaultdict(set)
+    for g in kept:
+        genera[g.labels["superkingdom"]].add(g.labels["genus"])
+    if not any(len(v) >= MIN_GENERA_TO_SPLIT for v in genera.values()):
+        counts = ", ".join(f"{taxonomy.name(sk) if sk else 'no superkingdom'} {len(v)}"
+                           for sk, v in sorted(genera.items()))
+        raise FragmentError(
+            f"too few genera to split by genus: a superkingdom needs at least "
+            f"{MIN_GENERA_TO_SPLIT} genera (one each for training, validation and test); "
+            f"the reference has {counts}"
+        )
+    return kept
+
+
+def choose_genus_splits(
+    genomes: list[Genome], options: FragmentOptions, rng: np.random.Generator
+) -> dict[int, str]:
+    """genus -> train/val/test, whole genera, chosen per superkingdom.
+
+    A superkingdom with at least MIN_GENERA_TO_SPLIT genera gives `val_fraction` and
+    `test_fraction` of them (at least one each, at least one left for training) to validation
+    and test; a smaller one trains only. Held-out genera are drawn at random, first among those
+    whose phylum keeps another genus for training, so that their phylum stays a class.
+    `holdout_genera` always go to the test set.
+    """
+    phylum_of = {g.labels["genus"]: g.labels["phylum"] for g in genomes}
+    sk_of = {g.labels["genus"]: g.labels["superkingdom"] for g in genomes}
+    by_sk: dict[int, list[int]] = defaultdict(list)
+    for genus in sorted(phylum_of):
+        by_sk[sk_of[genus]].append(genus)
+    forced = set(options.holdout_genera)
+    missing = sorted(forced - set(phylum_of))
+    if missing:
+        raise FragmentError(f"--holdout-genus: no sampled genome in genus {missing}")
+    split_of = dict.fromkeys(phylum_of, "train")
+    for sk in sorted(by_sk):
+        genera = by_sk[sk]
+        pinned = [g for g in genera if g in forced]
+        if len(genera) < MIN_GENERA_TO_SPLIT:
+            split_of.update(dict.fromkeys(pinned, "test"))
+            continue
+        n_test = max(1, round(options.test_fraction * len(genera)), len(pinned))
+        n_val = max(1, round(options.val_fraction * len(genera)))
+        while n_test + n_val > len(genera) - 1 and n_val > 1:
+            n_val -= 1
+        while n_test + n_val > len(genera) - 1 and n_test > max(1, len(pinned)):
+            n_test -= 1
+        if n_test + n_val > len(genera) - 1:
+            raise FragmentError(
+                f"--holdout-genus: would leave superkingdom {sk} without a training genus"
+            )
+        drawn = [genera[i] for i in rng.permutation(len(genera))]
+        order = pinned + [g for g in drawn if g not in forced]
+        in_training = Counter(phylum_of[g] for g in genera)
+        for split, count in (("test", n_test), ("val", n_val)):
+            taken = 0
+            for keep_phyla in (True, False):
+                for genus in order:
+                    if taken == count:
+                        break
+                    phylum = phylum_of[genus]
+                    if split_of[genus] != "train" or (
+                        keep_phyla and phylum and in_training[phylum] < 2 and genus not in forced
+                    ):
+                        continue
+                    split_of[genus] = split
+                    in_training[phylum] -= 1
+                    taken += 1
+    return split_of
+
+
+def split_by_genus(
+    fragments: list[Fragment], split_of: dict[int, str]
+) -> dict[str, list[Fragment]]:
+    out: dict[str, list[Fragment]] = {s: [] for s in SPLITS}
+    for f in fragments:
+        out[split_of[f.genome.labels["genus"]]].append(f)
+    return out
+
+
+def write_genera(
+    path: Path, split_of: dict[int, str], fragments: list[Fragment], taxonomy: Taxonomy
+) -> None:
+    """One row per genus: its lineage, its split, its fragments and taxa (for the model card)."""
+    counts = Counter(f.genome.labels["genus"] for f in fragments)
+    labels = {f.genome.labels["genus"]: f.genome.labels for f in fragments}
+    taxa: dict[int, set[int]] = defaultdict(set)
+    for f in fragments:
+        taxa[f.genome.labels["genus"]].add(f.genome.taxid)
+    with open(path, "w") as fh:
+        fh.write("genus_taxid\tgenus\tphylum_taxid\tphylum\tsuperkingdom_taxid\tsuperkingdom"
+                 "\tsplit\tfragments\ttaxa\n")
+        for genus in sorted(split_of, key=lambda g: (SPLITS.index(split_of[g]), g)):
+            lab = labels.get(genus)
+            if lab is None:
+                continue
+            fh.write("\t".join([
+                str(genus), taxonomy.name(genus), str(lab["phylum"]),
+                taxonomy.name(lab["phylum"]) if lab["phylum"] else "",
+                str(lab["superkingdom"]), taxonomy.name(lab["superkingdom"]),
+                split_of[genus], str(counts[genus]),
+                ",".join(str(t) for t in sorted(taxa[genus])),
+            ]) + "\n")
+
+
 # --- command -------------------------------------------------------------------------------------
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--genomes", required=True, type=Path,
-                        help="genomes table (TSV with genome_id, taxid[, length])")
-    parser.add_argument("--genome-dir", type=Path,
-                        help="folder of <genome_id>.fa.gz (default: genomes/ beside the table)")
-    parser.add_argument("--taxdump", type=Path,
-                        help="NCBI taxdump folder (default: taxdump/ beside the table)")
-    parser.add_argument("--outdir", "-o", required=True, type=Path)
-    parser.add_argument("--length", type=LengthSpec.parse, nargs="+",
-                        default=[LengthSpec(1500, 1500)],
-                        help="fragment lengths, N or MIN:MAX (uniform in the range)")
-    parser.add_argument("--length-weights", type=float, nargs="+",
-                        help="share of each --length (default: equal shares)")
-    parser.add_argument("--per-superkingdom", type=int, default=2000,
-                        help="target fragments per superkingdom (all lengths together)")
-    parser.add_argument("--per-genus", type=int, default=1000,
-                        help="cap on fragments per genus (all lengths together)")
-    parser.add_argument("--max-coverage", type=float, default=2.0,
-                        help="at most this many times a genome's length in fragments")
-    parser.add_argument("--max-ambiguous", type=float, default=0.0008,
-                        help="skip fragments with a larger fraction of non-ACGT bases "
-                             "(paper: 0.08 %%)")
-    parser.add_argument("--split", choices=["similar", "nonsimilar"], default="similar")
-    parser.add_argument("--test-fraction", type=float, default=0.1)
-    parser.add_argument("--val-fraction", type=float, default=0.05,
-                        help="share of the non-test fragments used for validation")
-    parser.add_argument(
-        "--holdout-genus",
-        type=int,
-        nargs="+",
-        default=[],
-        metavar="TAXID",
-        help="non-similar: also hold out these genera (e.g. to put an archaeon in the test set)",
-    )
-    parser.add_argument("--seed", type=int, default=1)
+def make_fragments(
+    source: GenomeTable | ReferenceFasta, taxdump: Path, outdir: Path, options: FragmentOptions
+) -> dict:
+    """Sample, label, split and write fragments; returns (and writes) a summary.
 
-
-def make_fragments(args: argparse.Namespace) -> dict:
-    """Sample, label, split and write fragments; returns (and writes) a summary."""
-    table: Path = args.genomes
-    genome_dir = args.genome_dir or table.parent / "genomes"
-    taxdump = args.taxdump or table.parent / "taxdump"
-    genomes = read_genomes(table, genome_dir)
-    label_genomes(genomes, taxdump)
-    if len(set(args.length)) != len(args.length):
+    Every check of the input runs before any fragment is drawn.
+    """
+    if len(set(options.lengths)) != len(options.lengths):
         raise FragmentError("--length: give each length once (use --length-weights for shares)")
-    quotas = plan_quotas(genomes, args.length, args.per_superkingdom, args.per_genus,
-                         args.max_coverage, args.length_weights)
+    if options.split not in SPLIT_KINDS:
+        raise FragmentError(f"unknown split '{options.split}' ({', '.join(SPLIT_KINDS)})")
+    shortest = min(spec.low for spec in options.lengths)
+    short_sequences = 0
+    if isinstance(source, ReferenceFasta):
+        genomes, short_sequences = index_reference(source, shortest)
+    else:
+        genomes = read_genomes(source.table, source.folder)
+    taxonomy = Taxonomy.load(taxdump)
+    label_genomes(genomes, taxonomy)
+    dropped = 0
+    if options.split == "genus":
+        kept = check_genus_split(genomes, options, taxonomy)
+        dropped, genomes = len(genomes) - len(kept), kept
+    quotas = plan_quotas(genomes, options.lengths, options.per_superkingdom, options.per_genus,
+                         options.max_coverage, options.length_weights)
+    split_of = (choose_genus_splits(genomes, options, np.random.default_rng([options.seed, 2]))
+                if options.split == "genus" else {})
+
     fragments: list[Fragment] = []
     skipped: Counter[str] = Counter()
-    for genome in genomes:
-        wants = [(spec, quotas[(genome.genome_id, spec)]) for spec in args.length]
-        wants = [(s, n) for s, n in wants if n > 0]
-        if not wants:
-            continue
-        got, n_skip = sample_genome(genome, wants, args.max_ambiguous,
-                                    genome_seed(args.seed, genome.genome_id))
+    for genome, records in _genome_records(source, genomes, quotas, options.lengths):
+        wants = [(spec, quotas[(genome.genome_id, spec)]) for spec in options.lengths]
+        got, n_skip = sample_genome(genome, [(s, n) for s, n in wants if n > 0],
+                                    options.max_ambiguous,
+                                    genome_seed(options.seed, genome.genome_id), records=records)
         fragments.extend(got)
         skipped[genome.genome_id] += n_skip
 
-    rng = np.random.default_rng(args.seed)
-    args.outdir.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(options.seed)
+    outdir.mkdir(parents=True, exist_ok=True)
     heldout_path = None
-    if args.split == "nonsimilar":
-        heldout = choose_heldout_genera(fragments, args.test_fraction, rng)
-        heldout |= _taxids_present(args.holdout_genus, fragments)
-        splits = split_nonsimilar(fragments, heldout, args.val_fraction, rng)
-        heldout_path = args.outdir / "heldout_genera.tsv"
-        write_heldout(heldout_path, heldout, fragments)
+    if options.split == "genus":
+        splits = split_by_genus(fragments, split_of)
+        heldout = {g for g, s in split_of.items() if s == "test"}
+        write_genera(outdir / "genera.tsv", split_of, fragments, taxonomy)
+    elif options.split == "nonsimilar":
+        heldout = choose_heldout_genera(fragments, options.test_fraction, rng)
+        heldout |= _taxids_present(options.holdout_genera, fragments)
+        splits = split_nonsimilar(fragments, heldout, options.val_fraction, rng)
     else:
-        splits = split_similar(fragments, args.test_fraction, args.val_fraction, rng)
+        heldout = set()
+        splits = split_similar(fragments, options.test_fraction, options.val_fraction, rng)
+    if heldout:
+        heldout_path = outdir / "heldout_genera.tsv"
+        write_heldout(heldout_path, heldout, fragments)
     for name, members in splits.items():
-        write_split(members, args.outdir / f"{name}.fa", args.outdir / f"{name}.labels.tsv")
+        write_split(members, outdir / f"{name}.fa", outdir / f"{name}.labels.tsv")
 
     summary = {
-        "genomes": str(table),
+        **_source_info(source),
         "taxdump": str(taxdump),
-        "lengths": [str(s) for s in args.length],
-        "length_weights": args.length_weights,
-        "split": args.split,
-        "seed": args.seed,
+        "lengths": [str(s) for s in options.lengths],
+        "length_weights": options.length_weights,
+        "target_per_superkingdom": options.per_superkingdom,
+        "cap_per_genus": options.per_genus,
+        "split": options.split,
+        "seed": options.seed,
         "fragments": {s: len(m) for s, m in splits.items()},
+        "genera": {s: len({f.genome.labels["genus"] for f in m}) for s, m in splits.items()},
         "per_superkingdom": _count_by(fragments, "superkingdom"),
         "skipped_ambiguous": sum(skipped.values()),
         "skipped_ambiguous_by_genome": {k: v for k, v in skipped.items() if v},
-        "max_ambiguous": args.max_ambiguous,
+        "max_ambiguous": options.max_ambiguous,
+        "short_sequences": short_sequences,
+        "taxa_without_genus_dropped": dropped,
         "heldout_genera_file": str(heldout_path) if heldout_path else None,
     }
-    (args.outdir / "fragments.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if options.split == "genus":
+        summary["genera_file"] = str(outdir / "genera.tsv")
+        summary["superkingdoms_not_held_out"] = _train_only_superkingdoms(splits, taxonomy)
+    (outdir / "fragments.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(
         f"{len(fragments)} fragments ({', '.join(f'{s} {len(m)}' for s, m in splits.items())}); "
-        f"{summary['skipped_ambiguous']} skipped for > {args.max_ambiguous:.4%} ambiguous bases",
+        f"{summary['skipped_ambiguous']} skipped for > {options.max_ambiguous:.4%} ambiguous bases"
+        + (f"; {short_sequences} sequences shorter than {shortest} nt unused"
+           if short_sequences else ""),
         file=sys.stderr,
     )
     return summary
+
+
+def _genome_records(
+    source: GenomeTable | ReferenceFasta,
+    genomes: list[Genome],
+    quotas: dict[tuple[str, LengthSpec], int],
+    specs: list[LengthSpec],
+) -> Iterator[tuple[Genome, list[tuple[str, str]] | None]]:
+    """Each genome with fragments to draw, with its sequences (None: sample_genome reads its
+    file). A reference FASTA is read once: a genome is handed on at its last sequence."""
+    wanted = [g for g in genomes if any(quotas.get((g.genome_id, s), 0) for s in specs)]
+    if isinstance(source, GenomeTable):
+        for genome in wanted:
+            yield genome, None
+        return
+    owner = {number: g for g in wanted for number, _ in g.records}
+    pending: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for number, record in enumerate(read_records(source.fasta), start=1):
+        genome = owner.get(number)
+        if genome is None:
+            continue
+        pending[genome.genome_id].append((record.id, record.seq))
+        if number == genome.records[-1][0]:
+            yield genome, pending.pop(genome.genome_id)
+
+
+def _source_info(source: GenomeTable | ReferenceFasta) -> dict:
+    if isinstance(source, ReferenceFasta):
+        return {"reference": str(source.fasta), "tax_mapping": str(source.mapping)}
+    return {"genomes": str(source.table), "genome_dir": str(source.folder)}
+
+
+def _train_only_superkingdoms(splits: dict[str, list[Fragment]], taxonomy: Taxonomy) -> list[str]:
+    """Superkingdoms with too few genera to hold any out: not validated nor tested."""
+    held = {f.genome.labels["superkingdom"] for s in ("val", "test") for f in splits[s]}
+    trained = {f.genome.labels["superkingdom"] for f in splits["train"]}
+    return [taxonomy.name(sk) for sk in sorted(trained - held)]
 
 
 def _taxids_present(genera: list[int], fragments: list[Fragment]) -> set[int]:
@@ -462,4 +741,3 @@ def _taxids_present(genera: list[int], fragments: list[Fragment]) -> set[int]:
 
 def _count_by(fragments: list[Fragment], rank: str) -> dict[str, int]:
     return {str(k): v for k, v in sorted(Counter(f.genome.labels[rank] for f in fragments).items())}
-

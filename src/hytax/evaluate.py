@@ -19,16 +19,22 @@ How reads are scored (every truth read counts, in every metric):
   micro-averaged over every (read, class) probability (as sklearn's `average_precision_score`
   with average="micro"), otherwise it uses the top class and its confidence. AP is the step sum
   sum_k (R_k - R_{k-1}) P_k over distinct thresholds.
+
+With `card`, the evaluated model is also published as a folder that `--model` takes as is: its
+weights and config (plus the test metrics), a README.md model card (data, splits, steps,
+calibration, test results) and its figures (learning curves from the training logs, PR curves,
+reliability diagrams). `multiqc` writes the same as MultiQC custom content: learning curves
+(linegraphs), the test metrics per rank (a table) and the reliability per rank (a linegraph).
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
+import shutil
 import sys
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +47,28 @@ UNCLASSIFIED = "unclassified"
 
 class EvaluationError(HytaxError):
     """Unreadable predictions, truth or probabilities."""
+
+
+@dataclass
+class CardOptions:
+    """Publish the evaluated model with a card (see the module docstring)."""
+
+    outdir: Path  # the model folder to write
+    training_logs: list[Path] = field(default_factory=list)  # <stage>.metrics.jsonl
+    fragments: Path | None = None  # the `hytax fragments` folder the model was trained on
+
+
+@dataclass
+class EvaluateOptions:
+    predictions: Path  # hytax predict or hytax merge TSV
+    truth: Path  # labels TSV (hytax fragments)
+    outdir: Path
+    probabilities: Path | None = None  # hytax predict --probabilities JSONL
+    model: Path | None = None  # class names/taxids; truth outside its classes is "unknown"
+    taxdump: Path | None = None  # names
+    ranks: list[str] = field(default_factory=lambda: list(RANKS))
+    multiqc: Path | None = None  # folder for MultiQC custom content
+    card: CardOptions | None = None
 
 
 @dataclass(frozen=True)
@@ -171,6 +199,20 @@ def reliability(
             table.append({"low": float(edges[b]), "high": float(edges[b + 1]), "n": n,
                           "confidence": conf, "accuracy": acc})
     return table, ece
+
+
+def confidence_threshold(
+    confidence: np.ndarray, correct: np.ndarray, target_precision: float
+) -> dict | None:
+    """The lowest confidence t at which the reads with confidence >= t reach the target
+    precision (the most recall at that precision); None when no threshold does."""
+    precision, recall, thresholds = pr_curve(confidence, correct, len(confidence))
+    reached = np.nonzero(precision >= target_precision)[0]
+    if len(reached) == 0:
+        return None
+    k = int(reached[-1])  # thresholds run from high to low
+    return {"min_confidence": round(float(thresholds[k]), 4),
+            "precision": round(float(precision[k]), 4), "recall": round(float(recall[k]), 4)}
 
 
 @dataclass
@@ -318,31 +360,16 @@ def markdown(summary: dict) -> str:
 # --- command -------------------------------------------------------------------------------------
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--predictions", "-p", required=True, type=Path,
-                        help="hytax predict or hytax merge TSV (told apart by the header)")
-    parser.add_argument("--truth", "-t", required=True, type=Path,
-                        help="labels TSV (hytax fragments): read_id, <rank>_taxid, ...")
-    parser.add_argument("--probabilities", type=Path,
-                        help="hytax predict --probabilities JSONL, for micro-averaged PR curves")
-    parser.add_argument("--model", type=Path,
-                        help="model folder: class names/taxids; truth outside its classes "
-                             "is scored as unknown")
-    parser.add_argument("--taxdump", type=Path, help="taxdump folder, for names")
-    parser.add_argument("--ranks", nargs="+", default=list(RANKS))
-    parser.add_argument("--outdir", "-o", required=True, type=Path)
-
-
-def evaluate(args: argparse.Namespace) -> dict:
-    ranks = list(args.ranks)
-    kind, calls, names = read_predictions(args.predictions, ranks)
-    truth_all = read_labels(args.truth)
-    classes = model_classes(args.model) if args.model else None
+def evaluate(options: EvaluateOptions) -> dict:
+    ranks = list(options.ranks)
+    kind, calls, names = read_predictions(options.predictions, ranks)
+    truth_all = read_labels(options.truth)
+    classes = model_classes(options.model) if options.model else None
     taxonomy = None
-    if args.taxdump:
+    if options.taxdump:
         from hytax.taxonomy import Taxonomy
 
-        taxonomy = Taxonomy.load(args.taxdump)
+        taxonomy = Taxonomy.load(options.taxdump)
 
     name_to_taxid: dict[str, dict[str, int]] = {r: {"unknown": 0} for r in ranks}
     if classes:
@@ -351,21 +378,24 @@ def evaluate(args: argparse.Namespace) -> dict:
                 name_to_taxid[rank][c["name"]] = int(c["taxid"])
                 names.setdefault(int(c["taxid"]), c["name"])
     probabilities = None
-    if args.probabilities:
+    if options.probabilities:
         if taxonomy is not None:
-            _add_taxonomy_names(args.probabilities, ranks, name_to_taxid, taxonomy)
-        probabilities = read_probabilities(args.probabilities, ranks, name_to_taxid)
+            _add_taxonomy_names(options.probabilities, ranks, name_to_taxid, taxonomy)
+        probabilities = read_probabilities(options.probabilities, ranks, name_to_taxid)
 
-    args.outdir.mkdir(parents=True, exist_ok=True)
-    summary: dict = {"predictions": str(args.predictions), "format": kind,
-                     "truth": str(args.truth), "probabilities": str(args.probabilities)
-                     if args.probabilities else None,
+    outdir = options.outdir
+    outdir.mkdir(parents=True, exist_ok=True)
+    summary: dict = {"predictions": str(options.predictions), "format": kind,
+                     "truth": str(options.truth),
+                     "probabilities": str(options.probabilities)
+                     if options.probabilities else None,
                      "reads": len(truth_all),
                      "predictions_without_truth": sum(1 for r in calls if r not in truth_all),
                      "scoring": "unclassified = not predicted; truth 0 = class 'unknown'"
                                 + ("; truth outside the model's classes = unknown"
                                    if classes else ""),
                      "ranks": {}}
+    bins: dict[str, list[dict]] = {}
     for rank in ranks:
         truth = {r: lab[rank] for r, lab in truth_all.items()}
         outside = 0
@@ -379,15 +409,26 @@ def evaluate(args: argparse.Namespace) -> dict:
         result = score_rank(rank, truth, calls, probabilities)
         result.metrics["truth_outside_model_classes"] = outside
         summary["ranks"][rank] = result.metrics
-        write_confusion(args.outdir / f"confusion_{rank}.tsv", result.confusion, names)
-        plot_pr(args.outdir / f"pr_{rank}.png", rank, result)
-        plot_reliability(args.outdir / f"reliability_{rank}.png", rank, result)
-        (args.outdir / f"reliability_{rank}.json").write_text(json.dumps(result.bins) + "\n")
+        bins[rank] = result.bins
+        write_confusion(outdir / f"confusion_{rank}.tsv", result.confusion, names)
+        plot_pr(outdir / f"pr_{rank}.png", rank, result)
+        plot_reliability(outdir / f"reliability_{rank}.png", rank, result)
+        (outdir / f"reliability_{rank}.json").write_text(json.dumps(result.bins) + "\n")
 
-    (args.outdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (outdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     table = markdown(summary)
-    (args.outdir / "summary.md").write_text(table)
+    (outdir / "summary.md").write_text(table)
     print(table, file=sys.stderr, end="")
+    logs = read_training_logs(options.card.training_logs) if options.card else {}
+    if logs:
+        plot_learning_curves(outdir / "learning_curves.png", logs)
+    if options.multiqc is not None:
+        thresholds = _thresholds(options.model)
+        write_multiqc(options.multiqc, summary, bins, logs, thresholds)
+    if options.card is not None:
+        if options.model is None:
+            raise EvaluationError("a model card needs --model")
+        publish_model(options.model, options.card, summary, outdir)
     return summary
 
 
@@ -404,3 +445,258 @@ def _add_taxonomy_names(
         for name in record.get(rank, {}):
             if name not in name_to_taxid[rank]:
                 name_to_taxid[rank][name] = int(taxonomy.taxid_of(name))  # type: ignore[attr-defined]
+
+
+# --- training logs, MultiQC, model card ----------------------------------------------------------
+
+METRICS_SUFFIX = ".metrics.jsonl"
+CARD_NAME = "README.md"
+STAGES = ("pretrain", "finetune")  # the order of training steps, for curves and the card
+
+
+def read_training_logs(paths: list[Path]) -> dict[str, list[dict]]:
+    """{stage: records} from `[<prefix>.]<stage>.metrics.jsonl` files (pretrain, finetune)."""
+    logs: dict[str, list[dict]] = {}
+    for path in paths:
+        stage = path.name.removesuffix(METRICS_SUFFIX).removesuffix(".jsonl").rsplit(".", 1)[-1]
+        records = []
+        with open(path) as fh:
+            for number, line in enumerate(fh, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    records.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise EvaluationError(f"{path}: line {number}: {exc}") from None
+        logs[stage] = records
+    order = {stage: i for i, stage in enumerate(STAGES)}
+    return dict(sorted(logs.items(), key=lambda item: order.get(item[0], len(order))))
+
+
+def _curves(records: list[dict]) -> dict[str, dict[str, list[list[float]]]]:
+    """Per panel ("loss", "accuracy"): series name -> [[step, value], ...]."""
+    loss: dict[str, list[list[float]]] = {"training loss": [], "validation loss": []}
+    accuracy: dict[str, list[list[float]]] = {}
+    for r in records:
+        if r.get("train_loss") is not None:
+            loss["training loss"].append([r["step"], round(r["train_loss"], 5)])
+        if r.get("val_loss") is not None:
+            loss["validation loss"].append([r["step"], round(r["val_loss"], 5)])
+        per_rank = r.get("val_accuracy")
+        points = ({f"validation {k}": v for k, v in per_rank.items()} if isinstance(per_rank, dict)
+                  else {"masked 3-mers": r.get("val_mlm_accuracy"),
+                        "next sentence": r.get("val_nsp_accuracy")})
+        for name, value in points.items():
+            if value is not None:
+                accuracy.setdefault(name, []).append([r["step"], round(value, 5)])
+    return {"loss": {k: v for k, v in loss.items() if v}, "accuracy": accuracy}
+
+
+def plot_learning_curves(path: Path, logs: dict[str, list[dict]]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, len(logs), figsize=(4.5 * len(logs), 6), squeeze=False)
+    for column, (stage, records) in enumerate(logs.items()):
+        curves = _curves(records)
+        for row, (panel, series) in enumerate(curves.items()):
+            ax = axes[row][column]
+            for name, points in series.items():
+                steps, values = zip(*points, strict=True) if points else ((), ())
+                ax.plot(steps, values, marker="o", ms=3, label=name)
+            ax.set(xlabel="step", ylabel=panel, title=f"{stage}: {panel}")
+            if panel == "accuracy":
+                ax.set_ylim(0, 1.02)
+            if series:
+                ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _thresholds(model: Path | None) -> dict[str, dict | None]:
+    if model is None:
+        return {}
+    config = json.loads((model / "config.json").read_text())
+    return config.get("calibration", {}).get("thresholds", {}).get("per_rank", {})
+
+
+def _linegraph(section: str, name: str, description: str, series: dict, xlab: str, ylab: str,
+               **pconfig: object) -> dict:
+    return {"id": section, "section_name": name, "description": description,
+            "plot_type": "linegraph",
+            "pconfig": {"id": f"{section}_plot", "title": f"hytax: {name}", "xlab": xlab,
+                        "ylab": ylab, **pconfig},
+            "data": series}
+
+
+def write_multiqc(
+    folder: Path, summary: dict, bins: dict[str, list[dict]], logs: dict[str, list[dict]],
+    thresholds: dict[str, dict | None],
+) -> None:
+    """MultiQC custom content (`*_mqc.json`): learning curves, test metrics, reliability."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sections = []
+    for stage, records in logs.items():
+        curves = _curves(records)
+        sections.append(_linegraph(
+            f"hytax_train_{stage}_loss", f"{stage}: loss",
+            f"Training loss (mean since the previous validation) and validation loss per step "
+            f"of {stage}, from its metrics log.", curves["loss"], "step", "loss"))
+        sections.append(_linegraph(
+            f"hytax_train_{stage}_accuracy", f"{stage}: validation accuracy",
+            "Validation accuracy per step: masked 3-mers and next-sentence pairs (pre-training)"
+            ", or per rank on the validation genera (fine-tuning; genera the model never saw, "
+            "so genus accuracy stays near 0 unless the truth is 'unknown').",
+            curves["accuracy"], "step", "accuracy", ymin=0, ymax=1))
+    table = {}
+    for rank, m in summary["ranks"].items():
+        threshold = thresholds.get(rank)
+        table[rank] = {"reads": m["reads"], "classified": 100 * m["classified"],
+                       "accuracy": 100 * m["accuracy"],
+                       "mean class accuracy": 100 * m["mean_class_accuracy"],
+                       "average precision": 100 * m["average_precision"],
+                       "ECE": m["expected_calibration_error"],
+                       "threshold": threshold["min_confidence"] if threshold else None}
+    percent = {"suffix": "%", "min": 0, "max": 100, "format": "{:,.1f}"}
+    sections.append({
+        "id": "hytax_train_evaluation", "section_name": "test genera: metrics per rank",
+        "description": "The model on the fragments of the test genera (never trained on nor "
+                       "used for calibration): share classified, accuracy, mean per-class "
+                       "accuracy, average precision (BERTax paper), expected calibration error, "
+                       "and the confidence threshold fitted on the validation genera.",
+        "plot_type": "table",
+        "pconfig": {"id": "hytax_train_evaluation_table", "title": "hytax: test genera",
+                    "col1_header": "rank"},
+        "headers": {"reads": {"format": "{:,.0f}"}, "classified": percent, "accuracy": percent,
+                    "mean class accuracy": percent, "average precision": percent,
+                    "ECE": {"format": "{:,.3f}"}, "threshold": {"format": "{:,.3f}"}},
+        "data": table,
+    })
+    reliability = {rank: [[round(b["confidence"], 4), round(b["accuracy"], 4)] for b in rows]
+                   for rank, rows in bins.items() if rows}
+    reliability["perfect calibration"] = [[0.0, 0.0], [1.0, 1.0]]
+    sections.append(_linegraph(
+        "hytax_train_reliability", "test genera: reliability",
+        "Accuracy against mean confidence in ten confidence bins per rank (calibrated "
+        "probabilities on the test genera); a calibrated model follows the diagonal.",
+        reliability, "confidence", "accuracy", xmin=0, xmax=1, ymin=0, ymax=1))
+    for section in sections:
+        (folder / f"{section['id']}_mqc.json").write_text(json.dumps(section, indent=1) + "\n")
+
+
+def publish_model(model: Path, card: CardOptions, summary: dict, evaluation: Path) -> None:
+    """The model folder `--model` takes, with the test metrics in its config, a README.md card,
+    its figures and the genera of each split."""
+    out = card.outdir
+    figures = out / "figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    shutil.copy(model / "model.safetensors", out / "model.safetensors")
+    config = json.loads((model / "config.json").read_text())
+    keys = ("accuracy", "mean_class_accuracy", "average_precision", "classified",
+            "expected_calibration_error")
+    training = config.setdefault("training", {})
+    training["heldout_test_metrics"] = {
+        rank: {k: m[k] for k in keys} for rank, m in summary["ranks"].items()
+    }
+    fragments: dict = {}
+    genera: list[dict[str, str]] = []
+    if card.fragments is not None:
+        info = card.fragments / "fragments.json"
+        fragments = json.loads(info.read_text()) if info.is_file() else {}
+        for name in ("genera.tsv", "heldout_genera.tsv"):
+            if (card.fragments / name).is_file():
+                shutil.copy(card.fragments / name, out / name)
+        if (out / "genera.tsv").is_file():
+            with open(out / "genera.tsv", newline="") as fh:
+                genera = list(csv.DictReader(fh, delimiter="\t"))
+        training["heldout_genera_file"] = (
+            "heldout_genera.tsv" if (out / "heldout_genera.tsv").is_file() else None
+        )
+    training["card"] = CARD_NAME
+    (out / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    for png in sorted(evaluation.glob("*.png")):
+        shutil.copy(png, figures / png.name)
+    logs = read_training_logs(card.training_logs)
+    (out / CARD_NAME).write_text(model_card(config, summary, fragments, genera, logs,
+                                            sorted(p.name for p in figures.glob("*.png"))))
+
+
+def model_card(config: dict, summary: dict, fragments: dict, genera: list[dict[str, str]],
+               logs: dict[str, list[dict]], figures: list[str]) -> str:
+    training = config.get("training", {})
+    arch = config.get("architecture", {})
+    calibration = config.get("calibration", {})
+    per_rank = calibration.get("thresholds", {}).get("per_rank", {})
+    target = calibration.get("thresholds", {}).get("target_precision")
+    lines = [f"# {config.get('name', 'hytax model')}", ""]
+    if config.get("description"):
+        lines += [config["description"], ""]
+    lines += [
+        "A BERTax model for hytax: `nextflow run <hytax> --model <this folder> ...` or "
+        "`hytax predict --model <this folder>`. Files: `model.safetensors` (weights), "
+        "`config.json` (architecture, classes, calibration, provenance), this card, `figures/`, "
+        "`genera.tsv` (every genus and its split).", "",
+        "## Data", "",
+        f"- Source: {fragments.get('reference') or fragments.get('genomes') or 'n/a'} "
+        f"(taxonomy: {config.get('taxonomy', {}).get('release', 'n/a')})",
+        f"- Fragments: lengths {', '.join(fragments.get('lengths') or [])}"
+        f" (weights {fragments.get('length_weights')}), up to {fragments.get('cap_per_genus')} "
+        f"per genus, seed {fragments.get('seed')}",
+        f"- Split: {fragments.get('split', 'n/a')}; "
+        + ", ".join(f"{s} {n:,} fragments / {fragments.get('genera', {}).get(s, 0)} genera"
+                    for s, n in (fragments.get("fragments") or {}).items()),
+    ]
+    untested = fragments.get("superkingdoms_not_held_out")
+    if untested:
+        lines.append(f"- Too few genera to hold any out (trained on, never validated or "
+                     f"tested): {', '.join(untested)}")
+    if fragments.get("short_sequences"):
+        lines.append(f"- {fragments['short_sequences']} sequences shorter than the shortest "
+                     "fragment were not used")
+    held = [g for g in genera if g.get("split") in ("val", "test")]
+    if held:
+        lines += ["", "| split | genus | phylum | superkingdom | fragments |",
+                  "|---|---|---|---|---:|"]
+        lines += [f"| {g['split']} | {g['genus']} | {g['phylum'] or '-'} | {g['superkingdom']} "
+                  f"| {g['fragments']} |" for g in held]
+    classes = config.get("classes", {})
+    lines += [
+        "", "## Training", "",
+        f"- Architecture: {arch.get('layers')} blocks, hidden {arch.get('hidden')}, "
+        f"{arch.get('heads')} heads, feed-forward {arch.get('intermediate')}; window "
+        f"{config.get('window_nt')} nt; {config.get('head', {}).get('kind')} head",
+        "- Classes (each rank with `unknown`): "
+        + ", ".join(f"{len(v)} {k}" for k, v in classes.items()),
+        f"- Encoder: {training.get('encoder', 'random weights')}",
+    ]
+    for stage, records in logs.items():
+        last = records[-1] if records else {}
+        lines.append(f"- {stage}: {last.get('step', 0)} steps, {last.get('epoch', 0)} epoch(s), "
+                     f"{len(records)} validations")
+    lines.append(
+        f"- Fine-tuning: batch {training.get('batch_size')}, peak learning rate "
+        f"{training.get('lr')}, best step {training.get('best_step')} of {training.get('steps')}"
+        f", {training.get('seconds')} s of training on {training.get('device')}"
+        + (f"; resumed from a checkpoint at step(s) {training['resumed_at']}"
+           if training.get("resumed_at") else "")
+    )
+    lines += ["", "## Calibration (validation genera)", "",
+              "| rank | temperature | threshold | precision there | recall there |",
+              "|---|---:|---:|---:|---:|"]
+    for rank, t in calibration.get("temperature", {}).items():
+        th = per_rank.get(rank)
+        cells = ([f"{th['min_confidence']:.3f}", f"{th['precision']:.1%}", f"{th['recall']:.1%}"]
+                 if th else ["none", "-", "-"])
+        lines.append(f"| {rank} | {t} | {' | '.join(cells)} |")
+    lines += ["", f"Threshold: the lowest confidence at which the validation fragments kept "
+                  f"reach {target:.0%} precision (`--min_confidence` to match it); none: no "
+                  "confidence does." if target is not None else "",
+              "", "## Test genera (never seen in training or calibration)", "",
+              markdown(summary).rstrip(), ""]
+    if figures:
+        lines += ["## Figures", ""]
+        lines += [f"![{name.removesuffix('.png')}](figures/{name})" for name in figures]
+    return "\n".join(lines) + "\n"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -310,24 +311,255 @@ def save_model(bundle: ModelBundle, outdir: str | Path) -> None:
 
 
 class ModelFileError(HytaxError):
-    """A model directory that is missing files or does not match its config."""
+    """A model folder missing a file, holding a broken one, or not matching its config."""
+
+
+# safetensors dtypes and their sizes in bytes, to check that each tensor fills its byte range
+_DTYPE_BYTES = {
+    "F64": 8,
+    "F32": 4,
+    "F16": 2,
+    "BF16": 2,
+    "I64": 8,
+    "I32": 4,
+    "I16": 2,
+    "I8": 1,
+    "U8": 1,
+    "BOOL": 1,
+}
+# a header larger than this is not a header: random bytes read as a length
+_MAX_HEADER_BYTES = 100_000_000
+HEAD_KINDS = ("all_in_one", "flat", "nested")
+
+
+def read_model_config(model_dir: str | Path) -> dict:
+    """config.json of a model folder, checked for everything building the model reads."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise ModelFileError(f"{model_dir}: no such model folder")
+    path = model_dir / CONFIG_NAME
+    if not path.is_file():
+        raise ModelFileError(
+            f"{model_dir}: missing {CONFIG_NAME} (a model folder holds "
+            f"{CONFIG_NAME} and {WEIGHTS_NAME})"
+        )
+    try:
+        config = json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"{path}: not valid JSON ({exc})") from None
+    problem = _config_problem(config)
+    if problem:
+        raise ModelFileError(f"{path}: {problem}")
+    return config
+
+
+def _config_problem(config: object) -> str | None:
+    """What makes a parsed config unusable, or None."""
+    if not isinstance(config, dict):
+        return "expected a JSON object"
+    if config.get("format") != FORMAT:
+        return f"'format' is {config.get('format')!r}, not {FORMAT!r}: not a hytax model config"
+    missing = [key for key in ("architecture", "head", "classes") if key not in config]
+    if missing:
+        return f"no {', '.join(repr(k) for k in missing)}"
+    return _architecture_problem(
+        config["architecture"], config.get("window_nt", 1500)
+    ) or _head_problem(config["head"], config["classes"])
+
+
+def _architecture_problem(arch: object, window_nt: object) -> str | None:
+    if not isinstance(arch, dict):
+        return "'architecture' is not an object"
+    defaults = BertConfig().to_dict()
+    unknown = sorted(set(arch) - set(defaults))
+    if unknown:
+        return f"'architecture' has unknown keys {unknown} (known: {sorted(defaults)})"
+    merged = {**defaults, **arch}
+    for key, default in defaults.items():
+        value = merged[key]
+        if isinstance(default, str):
+            ok = value in ("none", "tanh")
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
+        else:
+            ok = isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+        if not ok:
+            return f"'architecture.{key}' is {value!r}, not a valid value"
+    if merged["hidden"] % merged["heads"]:
+        hidden, heads = merged["hidden"], merged["heads"]
+        return f"'architecture.hidden' {hidden} is not a multiple of 'heads' {heads}"
+    if merged["vocab_size"] != len(VOCAB):
+        return (
+            f"'architecture.vocab_size' is {merged['vocab_size']}, "
+            f"the 3-mer vocabulary has {len(VOCAB)}"
+        )
+    if not isinstance(window_nt, int) or isinstance(window_nt, bool) or window_nt < 3:
+        return f"'window_nt' is {window_nt!r}, not a window length in nt"
+    if 1 + window_nt // 3 > merged["max_positions"]:
+        return (
+            f"'window_nt' {window_nt} needs {1 + window_nt // 3} positions, "
+            f"'architecture.max_positions' is {merged['max_positions']}"
+        )
+    return None
+
+
+def _head_problem(head: object, classes: object) -> str | None:
+    if not isinstance(head, dict) or head.get("kind") not in HEAD_KINDS:
+        return f"'head.kind' must be one of {', '.join(HEAD_KINDS)}"
+    ranks = head.get("ranks")
+    if not isinstance(ranks, list) or not ranks or not all(isinstance(r, str) for r in ranks):
+        return "'head.ranks' must be a non-empty list of rank names"
+    if not isinstance(classes, dict):
+        return "'classes' is not an object"
+    for r, rank in enumerate(ranks):
+        listed = classes.get(rank)
+        if not isinstance(listed, list) or not listed:
+            return f"'classes' has no class list for rank '{rank}'"
+        above = len(classes[ranks[r - 1]]) if r else 1
+        for i, cls in enumerate(listed):
+            if not (
+                isinstance(cls, dict)
+                and isinstance(cls.get("name"), str)
+                and isinstance(cls.get("taxid"), int)
+            ):
+                return f"'classes.{rank}[{i}]' needs a 'name' (text) and a 'taxid' (integer)"
+            parent = cls.get("parent", 0)
+            if r and not (isinstance(parent, int) and 0 <= parent < above):
+                return (
+                    f"'classes.{rank}[{i}].parent' is {parent!r}, not an index into the "
+                    f"{above} classes of '{ranks[r - 1]}'"
+                )
+    return None
+
+
+def read_weights_header(path: str | Path) -> dict[str, dict]:
+    """Tensor name -> {dtype, shape, data_offsets} from a safetensors file, after checking that
+    the header parses and that the tensors fill the file exactly (so a truncated or padded file,
+    or random bytes, are caught before any weight is read)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(
+            f"{path.parent}: missing {path.name} (a model folder holds "
+            f"{CONFIG_NAME} and {WEIGHTS_NAME})"
+        )
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        prefix = fh.read(8)
+        if len(prefix) < 8:
+            raise ModelFileError(f"{path}: {size} bytes, too short for a safetensors file")
+        length = int.from_bytes(prefix, "little")
+        if length > min(size - 8, _MAX_HEADER_BYTES):
+            raise ModelFileError(
+                f"{path}: not a safetensors file (its first 8 bytes give a header of "
+                f"{length} bytes, the file has {size})"
+            )
+        raw = fh.read(length)
+    try:
+        header = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"{path}: safetensors header is not valid JSON ({exc})") from None
+    if not isinstance(header, dict):
+        raise ModelFileError(f"{path}: safetensors header is not a JSON object")
+    header.pop("__metadata__", None)
+    data_bytes = size - 8 - length
+    end = 0
+    for name, entry in header.items():
+        problem = _tensor_entry_problem(entry)
+        if problem:
+            raise ModelFileError(f"{path}: tensor '{name}': {problem}")
+        end = max(end, entry["data_offsets"][1])
+    if end != data_bytes:
+        raise ModelFileError(
+            f"{path}: the tensors end at byte {end} of the data but the file holds "
+            f"{data_bytes} bytes after the header: "
+            + (
+                "truncated (an incomplete copy or download?)"
+                if end > data_bytes
+                else "extra bytes at the end"
+            )
+        )
+    return header
+
+
+def _tensor_entry_problem(entry: object) -> str | None:
+    if not isinstance(entry, dict):
+        return "not an object"
+    dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+    if dtype not in _DTYPE_BYTES:
+        return f"unknown dtype {dtype!r}"
+    if not (isinstance(shape, list) and all(isinstance(d, int) and d >= 0 for d in shape)):
+        return f"shape {shape!r} is not a list of sizes"
+    if not (
+        isinstance(offsets, list)
+        and len(offsets) == 2
+        and all(isinstance(o, int) for o in offsets)
+        and 0 <= offsets[0] <= offsets[1]
+    ):
+        return f"data_offsets {offsets!r} are not a byte range"
+    if offsets[1] - offsets[0] != _DTYPE_BYTES[dtype] * math.prod(shape):
+        return (
+            f"{offsets[1] - offsets[0]} bytes for a {dtype} tensor of shape {shape} "
+            f"({_DTYPE_BYTES[dtype] * math.prod(shape)} expected)"
+        )
+    return None
+
+
+def expected_tensors(config: dict) -> dict[str, list[int]]:
+    """Name -> shape of every tensor a model with this config holds (nothing allocated)."""
+    with torch.device("meta"):
+        model = build_model(config)
+    return {name: list(t.shape) for name, t in model.state_dict().items()}
+
+
+def check_weights(
+    weights_path: Path, header: dict[str, dict], expected: dict[str, list[int]], config_path: Path
+) -> None:
+    """The file's tensors must be exactly the model's: same names, same shapes."""
+    missing = sorted(set(expected) - set(header))
+    unexpected = sorted(set(header) - set(expected))
+    wrong = [
+        f"{name} {header[name]['shape']} (config: {shape})"
+        for name, shape in expected.items()
+        if name in header and header[name]["shape"] != shape
+    ]
+    problems = []
+    for label, names in (
+        ("missing", missing),
+        ("not in the model", unexpected),
+        ("with another shape", wrong),
+    ):
+        if names:
+            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            problems.append(f"{len(names)} tensor(s) {label}: {shown}")
+    if problems:
+        raise ModelFileError(
+            f"{weights_path}: weights do not match {config_path}: " + "; ".join(problems)
+        )
+
+
+def check_model(model_dir: str | Path) -> dict:
+    """Everything about a model folder that can be checked without reading the weights: the
+    config, the safetensors header and the tensors' names and shapes. Returns the config."""
+    model_dir = Path(model_dir)
+    config = read_model_config(model_dir)
+    weights_path = model_dir / WEIGHTS_NAME
+    header = read_weights_header(weights_path)
+    check_weights(weights_path, header, expected_tensors(config), model_dir / CONFIG_NAME)
+    return config
 
 
 def load_model(model_dir: str | Path) -> ModelBundle:
+    """A model folder as a ready model; any problem with its files is one ModelFileError."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     model_dir = Path(model_dir)
-    config_path, weights_path = model_dir / CONFIG_NAME, model_dir / WEIGHTS_NAME
-    for path in (config_path, weights_path):
-        if not path.is_file():
-            raise ModelFileError(f"{model_dir}: missing {path.name}")
-    config = json.loads(config_path.read_text())
-    if config.get("format") != FORMAT:
-        raise ModelFileError(f"{config_path}: not a {FORMAT} model config")
+    config = check_model(model_dir)
+    weights_path = model_dir / WEIGHTS_NAME
     model = build_model(config)
     try:
         model.load_state_dict(load_file(weights_path))
-    except RuntimeError as exc:
-        raise ModelFileError(f"{weights_path}: weights do not match {config_path}: {exc}") from None
+    except (SafetensorError, RuntimeError, OSError) as exc:
+        raise ModelFileError(f"{weights_path}: unreadable weights ({exc})") from None
     model.eval()
     return ModelBundle(model, config)

@@ -8,6 +8,7 @@ chunk size whatever the input size.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -20,6 +21,7 @@ from typing import TextIO
 import numpy as np
 import torch
 
+from hytax.atomic import atomic_path
 from hytax.errors import HytaxError
 from hytax.model import ModelBundle, keep_freed_cpu_memory, load_model
 from hytax.seqio import Read, read_units, reverse_complement
@@ -296,27 +298,29 @@ def predict_file(
     per_window = options.windows == "each"
     progress = Progress(options.progress)
     rows = 0
-    prob_out = open(probabilities, "w") if probabilities else None  # noqa: SIM115
-    try:
-        with open(output, "w") as out:
-            if options.bertax_format:
-                out.write("\t".join(["id"] + [c for r in bundle.ranks for c in (r, "%")]) + "\n")
-            else:
-                out.write("\t".join(header(bundle.ranks, per_window)) + "\n")
-            for row in predictor.rows(read_units(input1, input2)):
-                cells = (
-                    format_bertax_row(row, bundle)
-                    if options.bertax_format
-                    else format_row(row, bundle, per_window)
-                )
-                out.write("\t".join(cells) + "\n")
-                if prob_out is not None:
-                    prob_out.write(probabilities_json(row, bundle) + "\n")
-                rows += 1
-                progress.update()
-    finally:
-        if prob_out is not None:
-            prob_out.close()
+    # Both tables appear only once every read is classified: a failure half-way leaves neither.
+    with contextlib.ExitStack() as stack:
+        out = stack.enter_context(open(stack.enter_context(atomic_path(output)), "w"))
+        prob_out = (
+            stack.enter_context(open(stack.enter_context(atomic_path(probabilities)), "w"))
+            if probabilities
+            else None
+        )
+        if options.bertax_format:
+            out.write("\t".join(["id"] + [c for r in bundle.ranks for c in (r, "%")]) + "\n")
+        else:
+            out.write("\t".join(header(bundle.ranks, per_window)) + "\n")
+        for row in predictor.rows(read_units(input1, input2)):
+            cells = (
+                format_bertax_row(row, bundle)
+                if options.bertax_format
+                else format_row(row, bundle, per_window)
+            )
+            out.write("\t".join(cells) + "\n")
+            if prob_out is not None:
+                prob_out.write(probabilities_json(row, bundle) + "\n")
+            rows += 1
+            progress.update()
     elapsed = progress.close()
     print(
         f"hytax predict: {rows} rows in {elapsed:.1f} s ({rows / max(elapsed, 1e-9):.1f}/s)",

@@ -6,11 +6,27 @@ loads the complete NCBI dump in seconds; other name classes are skipped before s
 
 Taxid 0 is the "no taxon" of every hytax table (and MMseqs2's "unclassified"): it resolves to
 itself, has an empty lineage and is at no rank, so callers need no special case for it.
+
+Parsing the complete dump costs seconds and hundreds of MB in every step that reads it, so a run
+reads it once (`hytax taxonomy`) and writes a compact taxonomy holding only the lineages of the
+taxa its databases and model can name; `Taxonomy.load` reads either. The compact file
+(`taxonomy.hytax.tsv`, plain or gzipped) is:
+
+    #hytax-taxonomy<TAB>1<TAB>taxa=N<TAB>merged=M
+    taxid<TAB>parent<TAB>rank<TAB>name<TAB>unique_name
+    ... N rows, every ancestor of a row is a row (root 1 is its own parent) ...
+    #merged
+    old_taxid<TAB>new_taxid
+    ... M rows: old ids whose current taxon is one of the N ...
+
+Loaded from it, a taxon outside those lineages is an error, and `taxid_of` finds names among the
+kept taxa only (a homonym elsewhere in the dump does not make a name ambiguous there).
 """
 
 from __future__ import annotations
 
 import gzip
+import json
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -31,6 +47,13 @@ _SEP = "\t|\t"
 _SCIENTIFIC = "\tscientific name\t|"
 _NO_TAXON = 0
 _ROOT = 1
+
+COMPACT_NAME = "taxonomy.hytax.tsv"
+COMPACT_VERSION = 1
+_COMPACT_MAGIC = "#hytax-taxonomy"
+_COMPACT_NODES = "taxid\tparent\trank\tname\tunique_name"
+_COMPACT_MERGED = "old_taxid\tnew_taxid"
+_GZIP_MAGIC = b"\x1f\x8b"
 
 
 class TaxonomyError(HytaxError):
@@ -73,7 +96,8 @@ def _dump_files(taxdump: Path) -> tuple[Path, Path, Path | None]:
             f"{prefix}_taxonomy file; pass the taxdump folder it was built from, or rebuild "
             "with `mmseqs createtaxdb --tax-db-mode 0` to keep the .dmp files"
         )
-    raise TaxonomyError(f"{taxdump}: not a taxdump folder nor an MMseqs2 database with .dmp files")
+    raise TaxonomyError(f"{taxdump}: not a taxdump folder, a compact hytax taxonomy "
+                        f"({COMPACT_NAME}) nor an MMseqs2 database with .dmp files")
 
 
 def _batches(path: Path) -> Iterator[list[str]]:
@@ -146,8 +170,12 @@ class Taxonomy:
 
     @classmethod
     def load(cls, taxdump: str | Path) -> Taxonomy:
-        """Read a taxdump folder (plain or gzipped .dmp) or an MMseqs2 seqTaxDB prefix."""
+        """Read a compact taxonomy (the file, or a folder holding `taxonomy.hytax.tsv[.gz]` and
+        no nodes.dmp), a taxdump folder (plain or gzipped .dmp) or an MMseqs2 seqTaxDB prefix."""
         taxdump = Path(taxdump)
+        compact = _compact_file(taxdump)
+        if compact is not None:
+            return _read_compact(compact)
         nodes_path, names_path, merged_path = _dump_files(taxdump)
         parents, ranks = cls._read_nodes(nodes_path)
         names, unique = cls._read_names(names_path, parents)
@@ -343,35 +371,228 @@ class Taxonomy:
         # empty, but `mmseqs createtaxdb --tax-db-mode 0` copies it and fails without it
         (outdir / "delnodes.dmp").write_text("", encoding="utf-8")
 
+    def merged_into(self, keep: set[int]) -> dict[int, int]:
+        """{old: current taxid} of every merged id whose current taxon is in `keep`."""
+        out: dict[int, int] = {}
+        for old in self._merged:
+            try:
+                new = self.resolve(old)
+            except TaxonomyError:
+                continue  # a merged.dmp entry pointing nowhere names no taxon we keep
+            if new in keep:
+                out[old] = new
+        return out
 
-def _read_taxids(path: Path) -> list[int]:
-    taxids: list[int] = []
+    def write_compact(self, keep: set[int], output: Path) -> tuple[int, int]:
+        """The compact taxonomy of the lineage-closed set `keep` (gzipped when `output` ends in
+        .gz); returns (taxa, merged ids) written."""
+        merged = self.merged_into(keep)
+        lines = [f"{_COMPACT_MAGIC}\t{COMPACT_VERSION}\ttaxa={len(keep)}\tmerged={len(merged)}",
+                 _COMPACT_NODES]
+        for taxid in sorted(keep):
+            name, unique = self._names[taxid], self._unique.get(taxid, "")
+            if any(c in text for text in (name, unique) for c in "\t\r\n"):
+                raise TaxonomyError(f"{self.source}: the name of taxid {taxid} holds a tab or line "
+                                    "break, which the compact taxonomy cannot store")
+            lines.append(f"{taxid}\t{self._parents[taxid]}\t{self._ranks[taxid]}\t{name}\t{unique}")
+        lines += ["#merged", _COMPACT_MERGED]
+        lines += [f"{old}\t{new}" for old, new in sorted(merged.items())]
+        data = ("\n".join(lines) + "\n").encode("utf-8")
+        output.parent.mkdir(parents=True, exist_ok=True)
+        if output.suffix == ".gz":
+            # no time stamp or file name in the header: the same taxa give the same bytes
+            output.write_bytes(gzip.compress(data, mtime=0))
+        else:
+            output.write_bytes(data)
+        return len(keep), len(merged)
+
+
+# --- the compact taxonomy ------------------------------------------------------------------------
+
+
+def _starts_compact(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        head = fh.read(64)
+    if head.startswith(_GZIP_MAGIC):
+        try:
+            with gzip.open(path, "rb") as fh:
+                head = fh.read(64)
+        except (OSError, EOFError):
+            return False
+    return head.startswith(_COMPACT_MAGIC.encode())
+
+
+def _compact_file(path: Path) -> Path | None:
+    """The compact taxonomy `path` names, if any. A folder with a complete taxdump is read as
+    such even when a compact file lies beside it: the complete dump can never lack a taxon."""
+    if path.is_file():
+        return path if _starts_compact(path) else None
+    if path.is_dir() and _find(path, "nodes.dmp", False) is None:
+        return _find(path, COMPACT_NAME, False)
+    return None
+
+
+def _read_compact(path: Path) -> Taxonomy:
+    """Parse a compact taxonomy; any fault names the file and line."""
+    raw = path.read_bytes()
+    if raw.startswith(_GZIP_MAGIC):
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise TaxonomyError(f"{path}: damaged gzip data ({exc})") from None
+    lines = raw.decode("utf-8", errors="replace").split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    n_taxa, n_merged = _compact_counts(path, lines)
+    end = 2 + n_taxa
+    if lines[1:2] != [_COMPACT_NODES] or lines[end : end + 2] != ["#merged", _COMPACT_MERGED] \
+            or len(lines) != end + 2 + n_merged:
+        raise TaxonomyError(
+            f"{path}: expected a header line '{_COMPACT_NODES}', {n_taxa} taxa, '#merged', "
+            f"'{_COMPACT_MERGED}' and {n_merged} merged ids (the counts of line 1); the file "
+            f"has {len(lines)} lines: truncated or edited?")
+    parents: dict[int, int] = {}
+    ranks: dict[int, str] = {}
+    names: dict[int, str] = {}
+    unique: dict[int, str] = {}
+    interned: dict[str, str] = {}
+    for number in range(3, end + 1):
+        fields = lines[number - 1].split("\t")
+        if len(fields) != 5:
+            raise TaxonomyError(f"{path}: line {number}: expected 5 tab-separated fields "
+                                f"({_COMPACT_NODES}), found {len(fields)}")
+        taxid = _int_field(path, number, fields[0], "taxid")
+        parents[taxid] = _int_field(path, number, fields[1], "parent taxid")
+        ranks[taxid] = interned.setdefault(fields[2], fields[2])
+        names[taxid] = fields[3]
+        if fields[4]:
+            unique[taxid] = fields[4]
+    merged: dict[int, int] = {}
+    for number in range(end + 3, len(lines) + 1):
+        fields = lines[number - 1].split("\t")
+        if len(fields) != 2:
+            raise TaxonomyError(f"{path}: line {number}: expected 2 tab-separated fields "
+                                f"({_COMPACT_MERGED}), found {len(fields)}")
+        old = _int_field(path, number, fields[0], "old taxid")
+        merged[old] = _int_field(path, number, fields[1], "new taxid")
+    _check_compact(path, parents, merged)
+    return Taxonomy(parents, ranks, names, merged, unique,
+                    f"{path} (compact: only the taxa it was made for)")
+
+
+def _compact_counts(path: Path, lines: list[str]) -> tuple[int, int]:
+    fields = lines[0].split("\t") if lines else []
+    if not fields or fields[0] != _COMPACT_MAGIC:
+        raise TaxonomyError(f"{path}: line 1: not a compact hytax taxonomy "
+                            f"(expected '{_COMPACT_MAGIC}')")
+    if fields[1:2] != [str(COMPACT_VERSION)]:
+        version = fields[1] if len(fields) > 1 else "none"
+        raise TaxonomyError(f"{path}: line 1: compact taxonomy format version {version}; this "
+                            f"hytax reads version {COMPACT_VERSION} (rebuild it with "
+                            "`hytax taxonomy`)")
+    counts = dict(f.partition("=")[::2] for f in fields[2:])
+    try:
+        return int(counts["taxa"]), int(counts["merged"])
+    except (KeyError, ValueError):
+        raise TaxonomyError(f"{path}: line 1: expected 'taxa=N' and 'merged=M' after the "
+                            "version") from None
+
+
+def _check_compact(path: Path, parents: dict[int, int], merged: dict[int, int]) -> None:
+    if _ROOT not in parents:
+        raise TaxonomyError(f"{path}: no root node (taxid 1)")
+    for taxid, parent in parents.items():
+        if parent not in parents:
+            raise TaxonomyError(f"{path}: taxid {taxid} has parent {parent}, which is no row "
+                                "(a compact taxonomy holds every ancestor of its taxa)")
+    for old, new in merged.items():
+        if new not in parents:
+            raise TaxonomyError(f"{path}: merged id {old} points to {new}, which is no row")
+
+
+# --- taxa to keep --------------------------------------------------------------------------------
+
+
+def read_taxid_file(path: Path) -> dict[int, str]:
+    """{taxid: where it was first seen} of a file holding one taxid per line in its last column:
+    a plain list, an MMseqs2 `<db>_mapping` (key, taxid) or a seq2taxid TSV (id, taxid), plain
+    or gzipped; blank lines and lines starting with '#' are skipped."""
     if not path.is_file():
         raise TaxonomyError(f"{path}: no such file")
-    with open(path, encoding="utf-8") as fh:
+    first: dict[int, str] = {}
+    with _open_text(path) as fh:
         for number, line in enumerate(fh, start=1):
-            text = line.split("#", 1)[0].strip()
-            if not text:
+            fields = line.split()
+            if not fields or fields[0].startswith("#"):
                 continue
-            # a seq2taxid-style two-column file is accepted too: the taxid is the last column
-            text = text.split()[-1]
-            taxids.append(_int_field(path, number, text, "taxid"))
-    return taxids
+            taxid = _int_field(path, number, fields[-1], "taxid")
+            if taxid not in first:
+                first[taxid] = f"{path}: line {number}"
+    return first
+
+
+def read_model_taxids(model_dir: Path) -> dict[int, str]:
+    """{taxid: which class names it} of a model's config.json class lists."""
+    config = model_dir / "config.json" if model_dir.is_dir() else model_dir
+    try:
+        classes = json.loads(config.read_text(encoding="utf-8"))["classes"]
+        entries = [(rank, c["name"], int(c["taxid"]))
+                   for rank, members in classes.items() for c in members]
+    except FileNotFoundError:
+        raise TaxonomyError(f"{config}: no such file (a model folder holds config.json)") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise TaxonomyError(f"{config}: no readable 'classes' lists of "
+                            f"{{name, taxid}} ({type(exc).__name__}: {exc})") from None
+    first: dict[int, str] = {}
+    for rank, name, taxid in entries:
+        first.setdefault(taxid, f"{config}: {rank} class '{name}'")
+    return first
+
+
+def lineage_closure(taxonomy: Taxonomy, wanted: dict[int, str]) -> set[int]:
+    """Root and every node on the lineages of `wanted` ({taxid: where it came from}); an old
+    taxid counts through merged.dmp, an unknown one is an error naming where it came from."""
+    current: list[int] = []
+    for taxid, where in wanted.items():
+        try:
+            current.append(taxonomy.resolve(taxid))
+        except TaxonomyError:
+            raise TaxonomyError(f"{where}: taxid {taxid} is in neither the nodes nor the merged "
+                                f"ids of the taxonomy {taxonomy.source}") from None
+    return taxonomy.closure(current) | {_ROOT}
+
+
+def _wanted(taxid_files: Iterable[Path], model_dirs: Iterable[Path]) -> dict[int, str]:
+    wanted: dict[int, str] = {}
+    for path in taxid_files:
+        for taxid, where in read_taxid_file(Path(path)).items():
+            wanted.setdefault(taxid, where)
+    for model in model_dirs:
+        for taxid, where in read_model_taxids(Path(model)).items():
+            wanted.setdefault(taxid, where)
+    wanted.pop(_NO_TAXON, None)
+    return wanted
+
+
+def write_compact_taxonomy(
+    taxdump: str | Path,
+    taxid_files: Iterable[str | Path],
+    model_dirs: Iterable[str | Path],
+    output: str | Path,
+) -> tuple[int, int]:
+    """Write the compact taxonomy of every taxon the taxid files (MMseqs2 mappings, seq2taxid
+    tables) and models name; returns (taxa, merged ids) written."""
+    wanted = _wanted([Path(p) for p in taxid_files], [Path(m) for m in model_dirs])
+    taxonomy = Taxonomy.load(taxdump)
+    keep = lineage_closure(taxonomy, wanted)
+    return taxonomy.write_compact(keep, Path(output))
 
 
 def write_subset(taxdump: str | Path, taxids_file: str | Path, outdir: str | Path) -> None:
     """Write a small taxdump (plain nodes.dmp, names.dmp, merged.dmp) holding the full lineages
     of the taxids listed in `taxids_file`; it loads here and in `mmseqs createtaxdb`."""
+    wanted = _wanted([Path(taxids_file)], [])
     taxonomy = Taxonomy.load(taxdump)
-    path = Path(taxids_file)
-    wanted = _read_taxids(path)
-    keep: set[int] = set()
-    for taxid in wanted:
-        if taxid == _NO_TAXON:
-            continue
-        try:
-            keep |= taxonomy.closure([taxid])
-        except TaxonomyError as exc:
-            raise TaxonomyError(f"{path}: {exc}") from None
-    taxonomy.write_dump(keep | {_ROOT}, Path(outdir))
-    print(f"{len(keep | {_ROOT})} taxa written to {outdir}", file=sys.stderr)
+    keep = lineage_closure(taxonomy, wanted)
+    taxonomy.write_dump(keep, Path(outdir))
+    print(f"{len(keep)} taxa written to {outdir}", file=sys.stderr)

@@ -7,13 +7,20 @@ load from anywhere.
 
 Randomness is drawn from generators seeded by (seed, epoch, batch), so a resumed run sees the
 same batches, strands and masks as an uninterrupted one (only dropout differs).
+
+Resuming: `resume="yes"` continues from the checkpoint whatever it was written for (e.g. a second
+leg at another learning rate); `resume="auto"` (the pipeline's) only when the checkpoint's
+fingerprint (input contents and the settings that shape training) matches, else it starts over.
+With `time_limit_total` the time limit covers every resumed run together, so a killed and
+resumed run trains as long as an uninterrupted one, and a finished one is not trained again.
 """
 
 from __future__ import annotations
 
-import argparse
+import hashlib
 import json
 import math
+import shutil
 import sys
 import time
 from collections import Counter, defaultdict
@@ -29,6 +36,8 @@ from torch import nn
 from hytax.data import RANKS, read_labels
 from hytax.errors import HytaxError
 from hytax.model import (
+    CONFIG_NAME,
+    WEIGHTS_NAME,
     BertConfig,
     BertPretraining,
     BertTax,
@@ -52,75 +61,114 @@ class TrainingError(HytaxError):
     """Missing inputs, an unusable checkpoint or labels that do not match the fragments."""
 
 
-# --- arguments -----------------------------------------------------------------------------------
+# --- options -------------------------------------------------------------------------------------
 
 
-def add_arguments(parser: argparse.ArgumentParser, mode: str) -> None:
-    io = parser.add_argument_group("data")
-    io.add_argument("--data", type=Path,
-                    help="`hytax fragments` output folder (train.fa, train.labels.tsv, val.*)")
-    io.add_argument("--train", type=Path, help="training fragments FASTA (default: DATA/train.fa)")
-    io.add_argument("--val", type=Path, help="validation fragments FASTA (default: DATA/val.fa)")
-    if mode == "finetune":
-        io.add_argument("--train-labels", type=Path, help="default: DATA/train.labels.tsv")
-        io.add_argument("--val-labels", type=Path, help="default: DATA/val.labels.tsv")
-        io.add_argument("--taxdump", type=Path, required=True,
-                        help="NCBI taxdump folder, for class names")
-        io.add_argument("--taxonomy-release", default="NCBI taxdump",
-                        help="taxonomy description stored in the model config")
-        io.add_argument("--pretrained", type=Path,
-                        help="`hytax pretrain` output folder (default: train from scratch)")
-    io.add_argument("--outdir", "-o", required=True, type=Path)
-    io.add_argument("--workdir", type=Path,
-                    help="checkpoint and metrics log (default: OUTDIR)")
+@dataclass
+class Architecture:
+    """Encoder shape (ignored when training starts from an existing encoder)."""
 
-    arch = parser.add_argument_group("architecture (ignored when --pretrained is given)")
-    arch.add_argument("--hidden", type=int, default=250)
-    arch.add_argument("--layers", type=int, default=12)
-    arch.add_argument("--heads", type=int, default=5)
-    arch.add_argument("--intermediate", type=int, default=1024)
-    arch.add_argument("--dropout", type=float, default=0.05)
-    arch.add_argument("--window-nt", type=int, default=1500,
-                      help="longest input; longer fragments are cropped at random")
-    if mode == "finetune":
-        arch.add_argument("--head", choices=["all_in_one", "flat", "nested"],
-                          default="all_in_one")
-        arch.add_argument("--ranks", nargs="+", default=list(RANKS))
-        arch.add_argument("--min-class-count", type=int, default=100,
-                          help="classes with fewer training fragments go to 'unknown'")
-        arch.add_argument("--name", default="hytax", help="model name stored in the config")
-        arch.add_argument("--description", default="", help="stored in the config")
+    hidden: int = 250
+    layers: int = 12
+    heads: int = 5
+    intermediate: int = 1024
+    dropout: float = 0.05
+    window_nt: int = 1500  # longest input; longer fragments are cropped at random
 
-    opt = parser.add_argument_group("optimisation")
-    opt.add_argument("--batch-size", type=int, default=32)
-    opt.add_argument("--lr", type=float, default=1e-4 if mode == "pretrain" else 5e-5)
-    opt.add_argument("--weight-decay", type=float, default=0.01)
-    opt.add_argument("--warmup", type=float, default=0.05,
-                     help="warm-up steps, or a fraction of all steps if below 1")
-    opt.add_argument("--schedule", choices=["linear", "cosine"], default="linear")
-    opt.add_argument("--decay-by-time", action="store_true",
-                     help="with --time-limit, decay the learning rate over this run's time "
-                          "limit (or the steps, whichever runs out first): the schedule then "
-                          "ends where training does, whatever the device's speed")
-    opt.add_argument("--max-epochs", type=int, default=16)
-    opt.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: no)")
-    opt.add_argument("--eval-every", type=int, default=0,
-                     help="validate every K steps (0: after every epoch)")
-    opt.add_argument("--patience", type=int, default=3,
-                     help="stop after this many validations without a lower validation loss")
-    opt.add_argument("--time-limit", type=float, default=0,
-                     help="stop training after this many minutes, then validate and save (0: no)")
-    opt.add_argument("--seed", type=int, default=1)
-    opt.add_argument("--resume", action="store_true", help="continue from WORKDIR/checkpoint")
+    def bert_config(self) -> BertConfig:
+        # Room for [CLS] A [SEP] B [SEP] at the full window.
+        return BertConfig(hidden=self.hidden, layers=self.layers, heads=self.heads,
+                          intermediate=self.intermediate, dropout=self.dropout,
+                          max_positions=self.window_nt // 3 + 3)
 
-    run = parser.add_argument_group("resources")
-    run.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
-    run.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    run.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
-                     help="bf16: mixed precision (bf16 autocast, fp32 weights), for GPUs")
-    run.add_argument("--progress", choices=["auto", "on", "off"], default="auto")
-    run.add_argument("--log-every", type=int, default=50,
-                     help="without a progress bar, print a line every N steps")
+
+# The project's model sizes and their learning rates (pre-training, fine-tuning): small and
+# paper from tools/train_gpu.sh, which trained the shipped model; tiny for tests and the
+# pipeline's test_train profile.
+SIZES: dict[str, tuple[Architecture, float, float]] = {
+    "tiny": (Architecture(hidden=64, layers=2, heads=2, intermediate=256), 2e-3, 1e-3),
+    "small": (Architecture(hidden=128, layers=6, heads=4, intermediate=512), 1e-3, 5e-4),
+    "paper": (Architecture(hidden=250, layers=12, heads=5, intermediate=1024), 4e-4, 2e-4),
+}
+
+
+def recommended_lr(mode: str, hidden: int) -> float:
+    """The learning rate of the size nearest in width (`mode`: pretrain or finetune)."""
+    _, pre, fine = min(SIZES.values(), key=lambda s: abs(s[0].hidden - hidden))
+    return pre if mode == "pretrain" else fine
+
+
+@dataclass
+class LoopOptions:
+    """Optimisation, stopping, checkpoints and resources: what the training loop needs."""
+
+    batch_size: int = 32
+    lr: float | None = None  # None: recommended_lr for the model's width
+    weight_decay: float = 0.01
+    warmup: float = 0.05  # steps, or a fraction of all steps if below 1
+    schedule: str = "linear"  # linear | cosine
+    decay_by_time: bool = False  # with time_limit: decay over the time (or steps, if sooner)
+    max_epochs: int = 16
+    max_steps: int = 0  # 0: no limit
+    eval_every: int = 0  # validate every K steps (0: after every epoch)
+    eval_minutes: float = 0  # also validate this often (0: no), for learning curves
+    val_max: int = 0  # validate (and calibrate) on at most this many fragments (0: all)
+    patience: int = 3  # stop after this many validations without a lower validation loss
+    time_limit: float = 0  # minutes of training (0: no limit)
+    time_limit_total: bool = False  # the time limit covers all resumed runs together
+    checkpoint_minutes: float = 0  # also checkpoint this often between validations (0: no)
+    seed: int = 1
+    resume: str = "no"  # no | yes | auto (when the checkpoint is for the same data/settings)
+    threads: int = 0  # torch CPU threads (0: torch's default)
+    device: str = "auto"  # auto | cpu | cuda
+    precision: str = "fp32"  # fp32 | bf16 (autocast, fp32 weights)
+    progress: str = "auto"  # auto | on | off
+    log_every: int = 50  # without a progress bar, a line every N steps
+
+
+@dataclass
+class TrainData:
+    """A `hytax fragments` folder, or the files one by one (they win over the folder's)."""
+
+    folder: Path | None = None
+    train: Path | None = None
+    val: Path | None = None
+    train_labels: Path | None = None
+    val_labels: Path | None = None
+
+    def path(self, split: str, labels: bool = False) -> Path | None:
+        given = getattr(self, f"{split}_labels" if labels else split)
+        if given is not None or self.folder is None:
+            return given
+        return self.folder / (f"{split}.labels.tsv" if labels else f"{split}.fa")
+
+
+@dataclass
+class PretrainOptions:
+    data: TrainData
+    outdir: Path
+    workdir: Path | None = None  # checkpoint and metrics log (default: outdir)
+    architecture: Architecture = field(default_factory=Architecture)
+    encoder: Path | None = None  # start from this encoder: a pretrain output or a model folder
+    loop: LoopOptions = field(default_factory=LoopOptions)
+
+
+@dataclass
+class FinetuneOptions:
+    data: TrainData
+    outdir: Path
+    taxdump: Path  # class names
+    workdir: Path | None = None  # checkpoint and metrics log (default: outdir)
+    architecture: Architecture = field(default_factory=Architecture)
+    pretrained: Path | None = None  # encoder: a pretrain output or a model folder; None: scratch
+    loop: LoopOptions = field(default_factory=LoopOptions)
+    head: str = "all_in_one"  # all_in_one | flat | nested
+    ranks: list[str] = field(default_factory=lambda: list(RANKS))
+    min_class_count: int = 100  # classes with fewer training fragments go to "unknown"
+    target_precision: float = 0.9  # per-rank confidence thresholds reach this on validation
+    name: str = "hytax"
+    description: str = ""
+    taxonomy_release: str = "NCBI taxdump"
 
 
 # --- fragments and batches -----------------------------------------------------------------------
@@ -334,6 +382,7 @@ class LoopState:
     seconds: float = 0.0  # training wall time, summed over resumed runs
     finished: bool = False
     history: list[dict] = field(default_factory=list)
+    resumed_at: list[int] = field(default_factory=list)  # the step of every resume
 
 
 def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -409,6 +458,7 @@ class Job:
     step_loss: Callable[[np.ndarray, np.random.Generator, torch.Generator], torch.Tensor]
     validate: Callable[[], dict] | None
     extra: dict  # stored in the checkpoint, checked on resume
+    lr: float  # peak learning rate
 
 
 def lr_factor(
@@ -450,57 +500,78 @@ class Progress:
             self.bar.close()
 
 
-def run_loop(job: Job, args: argparse.Namespace, device: torch.device) -> tuple[LoopState, dict]:
-    """Train until max epochs/steps or early stop; return the state and the best weights."""
+def run_loop(
+    job: Job, loop: LoopOptions, workdir: Path, device: torch.device
+) -> tuple[LoopState, dict]:
+    """Train until max epochs/steps, the time limit or early stop; return the state and the
+    best weights. Checkpoints go to WORKDIR/checkpoint, metrics to WORKDIR/metrics.jsonl."""
     model = job.model.to(device)
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "norm" not in n]
     no_decay = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "norm" not in n)]
+    lr = job.lr
     optimizer = torch.optim.AdamW(
-        [{"params": decay, "weight_decay": args.weight_decay},
-         {"params": no_decay, "weight_decay": 0.0}], lr=args.lr,
+        [{"params": decay, "weight_decay": loop.weight_decay},
+         {"params": no_decay, "weight_decay": 0.0}], lr=lr,
     )
-    workdir: Path = args.workdir or args.outdir
     ckpt_dir = workdir / "checkpoint"
+    metrics_path = workdir / "metrics.jsonl"
+    workdir.mkdir(parents=True, exist_ok=True)
     state, best = LoopState(), None
-    if args.resume:
+    if _should_resume(loop.resume, ckpt_dir, job.extra):
         state, best, meta = load_checkpoint(ckpt_dir, model, optimizer)
         if meta.get("job") != job.extra.get("job"):
             raise TrainingError(f"{ckpt_dir}: checkpoint is for {meta.get('job')}")
-        print(f"resuming at step {state.step} (epoch {state.epoch + 1})", file=sys.stderr)
+        state.resumed_at.append(state.step)
+        print(f"resuming at step {state.step} (epoch {state.epoch + 1}) from {ckpt_dir}",
+              file=sys.stderr)
+    else:
+        # A fresh start: nothing of an earlier run may be resumed or logged with this one.
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+        metrics_path.unlink(missing_ok=True)
 
-    per_epoch = math.ceil(len(job.train_lengths) / args.batch_size)
-    total = args.max_steps or per_epoch * args.max_epochs
-    warmup = int(args.warmup if args.warmup >= 1 else args.warmup * total)
-    metrics_path = workdir / "metrics.jsonl"
-    workdir.mkdir(parents=True, exist_ok=True)
-    progress = Progress(args.progress, total, state.step, args.log_every)
+    per_epoch = math.ceil(len(job.train_lengths) / loop.batch_size)
+    total = loop.max_steps or per_epoch * loop.max_epochs
+    warmup = int(loop.warmup if loop.warmup >= 1 else loop.warmup * total)
+    progress = Progress(loop.progress, total, state.step, loop.log_every)
     t0, seen, losses = time.monotonic(), 0, []
-    deadline = time.monotonic() + args.time_limit * 60 if args.time_limit else math.inf
     clock, seconds_before = time.monotonic(), state.seconds
-    by_time = bool(args.decay_by_time and args.time_limit)
+    limit_s = loop.time_limit * 60
+    budget_s = limit_s - seconds_before if loop.time_limit_total else limit_s
+    deadline = clock + budget_s if loop.time_limit else math.inf
+    by_time = bool(loop.decay_by_time and loop.time_limit)
+    last_save = last_eval = clock
+    eval_gap = loop.eval_minutes * 60  # grows with slow validations, see evaluate_now
 
     def autocast() -> torch.autocast:
-        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.precision == "bf16")
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=loop.precision == "bf16")
 
     def save() -> None:
+        nonlocal last_save
         state.seconds = round(seconds_before + time.monotonic() - clock, 1)
         save_checkpoint(ckpt_dir, model, optimizer, state, best, job.extra)
+        last_save = time.monotonic()
+
+    def early_stop() -> bool:
+        return job.validate is not None and state.bad_evals >= loop.patience
 
     def evaluate_now() -> bool:
         """Validate, log, checkpoint; True when training should stop early."""
-        nonlocal best, losses, seen, t0
+        nonlocal best, losses, seen, t0, last_eval, eval_gap
         if state.history and state.history[-1]["step"] == state.step:
             # Already validated at this step (epoch end on an --eval-every multiple).
-            return job.validate is not None and state.bad_evals >= args.patience
+            return early_stop()
         record = {"epoch": state.epoch + 1, "step": state.step,
                   "train_loss": float(np.mean(losses)) if losses else None,
                   "lr": optimizer.param_groups[0]["lr"],
                   "fragments_per_s": round(seen / max(1e-9, time.monotonic() - t0), 2)}
         if job.validate is not None:
+            started = time.monotonic()
             model.eval()
             with torch.no_grad(), autocast():
                 record.update(job.validate())
             model.train()
+            # timed validations take at most a fifth of the time, however slow the device
+            eval_gap = max(loop.eval_minutes * 60, 4 * (time.monotonic() - started))
         val_loss = record.get("val_loss", record["train_loss"] or math.inf)
         if val_loss < state.best_val_loss:
             state.best_val_loss, state.best_step, state.bad_evals = val_loss, state.step, 0
@@ -512,18 +583,25 @@ def run_loop(job: Job, args: argparse.Namespace, device: torch.device) -> tuple[
             fh.write(json.dumps(record) + "\n")
         save()
         losses, seen, t0 = [], 0, time.monotonic()
-        return job.validate is not None and state.bad_evals >= args.patience
+        last_eval = t0
+        return early_stop()
+
+    def at_limit() -> bool:
+        return (bool(loop.max_steps) and state.step >= loop.max_steps) or (
+            time.monotonic() > deadline
+        )
 
     model.train()
-    stop = False
-    while not stop and state.epoch < args.max_epochs:
-        batches = epoch_batches(job.train_lengths, args.batch_size, args.seed, state.epoch)
+    # A resumed run whose budget is spent (or that had stopped early) trains no further.
+    stop = bool(state.step) and (at_limit() or early_stop())
+    while not stop and state.epoch < loop.max_epochs:
+        batches = epoch_batches(job.train_lengths, loop.batch_size, loop.seed, state.epoch)
         for b in range(state.batch_in_epoch, len(batches)):
-            share = (time.monotonic() - clock) / (args.time_limit * 60) if by_time else 0.0
+            share = (time.monotonic() - clock) / budget_s if by_time and budget_s > 0 else 0.0
             for group in optimizer.param_groups:
-                group["lr"] = args.lr * lr_factor(state.step, warmup, total, args.schedule, share)
-            rng = np.random.default_rng([args.seed, state.epoch, b + 1])
-            gen = torch.Generator().manual_seed(args.seed * 1_000_003 + state.step)
+                group["lr"] = lr * lr_factor(state.step, warmup, total, loop.schedule, share)
+            rng = np.random.default_rng([loop.seed, state.epoch, b + 1])
+            gen = torch.Generator().manual_seed(loop.seed * 1_000_003 + state.step)
             with autocast():
                 loss = job.step_loss(batches[b], rng, gen)
             optimizer.zero_grad(set_to_none=True)
@@ -535,12 +613,15 @@ def run_loop(job: Job, args: argparse.Namespace, device: torch.device) -> tuple[
             seen += len(batches[b])
             losses.append(loss.item())
             progress.update(state.step, losses[-1], seen / max(1e-9, time.monotonic() - t0))
-            at_limit = (bool(args.max_steps) and state.step >= args.max_steps) or (
-                time.monotonic() > deadline
-            )
-            if args.eval_every and state.step % args.eval_every == 0 and not at_limit:
+            limit, now = at_limit(), time.monotonic()
+            if not limit and (
+                (loop.eval_every and state.step % loop.eval_every == 0)
+                or (loop.eval_minutes and now - last_eval > eval_gap)
+            ):
                 stop = evaluate_now()
-            if stop or at_limit:
+            elif loop.checkpoint_minutes and now - last_save > loop.checkpoint_minutes * 60:
+                save()
+            if stop or limit:
                 stop = True
                 break
         else:
@@ -556,11 +637,39 @@ def run_loop(job: Job, args: argparse.Namespace, device: torch.device) -> tuple[
     return state, best if best is not None else _cpu(model.state_dict())
 
 
-def setup(args: argparse.Namespace) -> torch.device:
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    if args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available()):
+def _should_resume(mode: str, ckpt_dir: Path, extra: dict) -> bool:
+    """`yes`: resume (an error without a checkpoint); `auto`: resume when the checkpoint was
+    written for the same data and settings (its fingerprint), else start over."""
+    if mode == "yes":
+        return True
+    if mode != "auto" or not (ckpt_dir / CHECKPOINT_STATE).is_file():
+        return False
+    meta = json.loads((ckpt_dir / CHECKPOINT_STATE).read_text())
+    if meta.get("fingerprint") == extra.get("fingerprint"):
+        return True
+    print(f"{ckpt_dir}: checkpoint is for other data or settings; training from step 0",
+          file=sys.stderr)
+    return False
+
+
+def fingerprint(files: list[Path | None], settings: dict) -> str:
+    """What a checkpoint must match to be resumed: the input files' contents and the settings
+    that shape training (not paths: a resumed Nextflow task stages them elsewhere)."""
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    for path in files:
+        if path is None:
+            continue
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def setup(loop: LoopOptions) -> torch.device:
+    if loop.threads:
+        torch.set_num_threads(loop.threads)
+    torch.manual_seed(loop.seed)
+    if loop.device == "cuda" or (loop.device == "auto" and torch.cuda.is_available()):
         # TF32 for what stays in fp32: far faster matrix products, precise enough for training.
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
@@ -569,38 +678,76 @@ def setup(args: argparse.Namespace) -> torch.device:
     return torch.device("cpu")
 
 
-def _input(args: argparse.Namespace, attr: str, default_name: str) -> Path | None:
-    path = getattr(args, attr, None)
-    if path is None and args.data is not None:
-        path = args.data / default_name
-    return path
+def load_encoder(folder: Path) -> tuple[BertConfig, dict[str, torch.Tensor], dict]:
+    """Encoder config, weights and provenance from a `hytax pretrain` output or a model folder
+    (then `info` holds the model's name and window)."""
+    if (folder / PRETRAIN_CONFIG).is_file():
+        return load_pretrained(folder)
+    if not (folder / CONFIG_NAME).is_file():
+        raise TrainingError(
+            f"{folder}: neither a `hytax pretrain` output ({PRETRAIN_CONFIG}) nor a model "
+            f"folder ({CONFIG_NAME})"
+        )
+    from safetensors.torch import load_file
+
+    config = json.loads((folder / CONFIG_NAME).read_text())
+    if list(config.get("vocab", VOCAB)) != list(VOCAB):
+        raise TrainingError(f"{folder / CONFIG_NAME}: vocabulary differs from hytax's 3-mers")
+    weights = load_file(folder / WEIGHTS_NAME)
+    state = {k.removeprefix("encoder."): v for k, v in weights.items()
+             if k.startswith("encoder.")}
+    info = {"format": "model", "name": config.get("name"),
+            "window_nt": int(config.get("window_nt", 1500))}
+    return BertConfig(**config["architecture"]), state, info
 
 
-def _bert_config(args: argparse.Namespace) -> BertConfig:
-    # Room for [CLS] A [SEP] B [SEP] at the full window.
-    return BertConfig(hidden=args.hidden, layers=args.layers, heads=args.heads,
-                      intermediate=args.intermediate, dropout=args.dropout,
-                      max_positions=args.window_nt // 3 + 3)
+def describe_encoder(info: dict | None) -> str:
+    """Where an encoder came from, for the model card: a model, pre-training, or nothing."""
+    if info is None:
+        return "random weights"
+    if info.get("format") == "model":
+        return f"the encoder of the model {info.get('name')}"
+    training = info.get("training", {})
+    return (f"pre-trained on these fragments ({training.get('steps')} steps, "
+            f"{training.get('epochs')} epochs) from {training.get('start', 'random weights')}")
+
+
+def _encoder_file(folder: Path | None) -> Path | None:
+    if folder is None:
+        return None
+    pretrained = folder / PRETRAIN_WEIGHTS
+    return pretrained if pretrained.is_file() else folder / WEIGHTS_NAME
 
 
 # --- pretrain ------------------------------------------------------------------------------------
 
 
-def pretrain(args: argparse.Namespace) -> dict:
-    device = setup(args)
-    train_path = _input(args, "train", "train.fa")
+def pretrain(options: PretrainOptions) -> dict:
+    loop = options.loop
+    device = setup(loop)
+    train_path, val_path = options.data.path("train"), options.data.path("val")
     if train_path is None:
         raise TrainingError("give --data or --train")
     train = read_fragments(train_path)
-    val_path = _input(args, "val", "val.fa")
     val = read_fragments(val_path) if val_path and val_path.is_file() else None
-    cfg = _bert_config(args)
+    if val is not None:
+        val, _ = val_subset(val, [], loop.val_max, loop.seed)
+    encoder_info = None
+    if options.encoder is not None:
+        cfg, encoder_state, encoder_info = load_encoder(options.encoder)
+        # [CLS] A [SEP] B [SEP] must fit the encoder's positions.
+        window_nt = min(int(encoder_info.get("window_nt", 1500)), 3 * (cfg.max_positions - 3))
+    else:
+        cfg, encoder_state, window_nt = options.architecture.bert_config(), None, \
+            options.architecture.window_nt
     model = BertPretraining(cfg)
+    if encoder_state is not None:
+        model.encoder.load_state_dict(encoder_state)
 
     def losses_of(seqs: list[str], rng: np.random.Generator, gen: torch.Generator,
                   augment: bool) -> tuple[torch.Tensor, torch.Tensor, dict]:
         flips = rng.random(len(seqs)) < 0.5 if augment else np.zeros(len(seqs), bool)
-        rows = [fragment_tokens(s, args.window_nt, rng if augment else None, bool(f))
+        rows = [fragment_tokens(s, window_nt, rng if augment else None, bool(f))
                 for s, f in zip(seqs, flips, strict=True)]
         tokens, segments, nsp = nsp_batch(rows, rng)
         inputs, mlm_labels = mask_tokens(tokens, gen)
@@ -625,9 +772,9 @@ def pretrain(args: argparse.Namespace) -> dict:
         assert val is not None
         totals: Counter[str] = Counter()
         val_lengths = np.array([len(s) for s in val.seqs])
-        for b, idx in enumerate(eval_batches(val_lengths, args.batch_size)):
-            rng = np.random.default_rng([args.seed, 10**6, b])
-            gen = torch.Generator().manual_seed(args.seed + b)
+        for b, idx in enumerate(eval_batches(val_lengths, loop.batch_size)):
+            rng = np.random.default_rng([loop.seed, 10**6, b])
+            gen = torch.Generator().manual_seed(loop.seed + b)
             mlm, nsp_loss, hits = losses_of([val.seqs[i] for i in idx], rng, gen, augment=False)
             totals.update(mlm=float(mlm), nsp=float(nsp_loss), n=len(idx), **hits)
         mlm_loss = totals["mlm"] / max(1, totals["masked"])
@@ -637,28 +784,45 @@ def pretrain(args: argparse.Namespace) -> dict:
                 "val_mlm_accuracy": totals["mlm_correct"] / max(1, totals["masked"]),
                 "val_nsp_accuracy": totals["nsp_correct"] / max(1, totals["n"])}
 
-    job = Job(model, lengths, step_loss, validate if val and len(val) else None,
-              {"job": "pretrain", "architecture": cfg.to_dict()})
+    lr = loop.lr or recommended_lr("pretrain", cfg.hidden)
+    extra = {"job": "pretrain", "architecture": cfg.to_dict(), "window_nt": window_nt}
+    extra["fingerprint"] = fingerprint(
+        [train_path, val_path if val else None, _encoder_file(options.encoder)],
+        {**extra, **_trajectory(loop, lr)},
+    )
+    job = Job(model, lengths, step_loss, validate if val and len(val) else None, extra, lr)
     started = time.time()
-    state, best = run_loop(job, args, device)
+    state, best = run_loop(job, loop, options.workdir or options.outdir, device)
     from safetensors.torch import save_file
 
-    args.outdir.mkdir(parents=True, exist_ok=True)
-    save_file(best, args.outdir / PRETRAIN_WEIGHTS, metadata={"format": "hytax-pretrain"})
+    options.outdir.mkdir(parents=True, exist_ok=True)
+    save_file(best, options.outdir / PRETRAIN_WEIGHTS, metadata={"format": "hytax-pretrain"})
     info = {
         "format": "hytax-pretrain",
         "architecture": cfg.to_dict(),
         "vocab": list(VOCAB),
-        "window_nt": args.window_nt,
+        "window_nt": window_nt,
         "training": {"train": str(train_path), "val": str(val_path) if val else None,
+                     "encoder": str(options.encoder) if options.encoder else None,
+                     "start": describe_encoder(encoder_info),
                      "fragments": len(train), "steps": state.step, "epochs": state.epoch,
-                     "best_step": state.best_step, "seed": args.seed,
+                     "best_step": state.best_step, "seed": loop.seed, "lr": lr,
+                     "batch_size": loop.batch_size, "resumed_at": state.resumed_at,
                      "seconds": round(time.time() - started, 1),
+                     "training_seconds": state.seconds,
                      "val_metrics": _best_record(state)},
     }
-    (args.outdir / PRETRAIN_CONFIG).write_text(json.dumps(info, indent=2) + "\n")
-    print(f"pre-trained encoder written to {args.outdir}", file=sys.stderr)
+    (options.outdir / PRETRAIN_CONFIG).write_text(json.dumps(info, indent=2) + "\n")
+    print(f"pre-trained encoder written to {options.outdir}", file=sys.stderr)
     return info
+
+
+def _trajectory(loop: LoopOptions, lr: float) -> dict:
+    """The loop settings that change which weights a given step holds (for the fingerprint):
+    not the limits, so a run may be resumed with more time or steps."""
+    return {"lr": lr, "batch_size": loop.batch_size, "seed": loop.seed,
+            "weight_decay": loop.weight_decay, "schedule": loop.schedule,
+            "warmup": loop.warmup, "precision": loop.precision, "val_max": loop.val_max}
 
 
 def _best_record(state: LoopState) -> dict | None:
@@ -679,6 +843,18 @@ def load_pretrained(folder: Path) -> tuple[BertConfig, dict[str, torch.Tensor], 
 
 
 # --- finetune ------------------------------------------------------------------------------------
+
+
+def val_subset(
+    val: Fragments, labels: list[dict[str, int]], most: int, seed: int
+) -> tuple[Fragments, list[dict[str, int]]]:
+    """At most `most` validation fragments (and their labels, if any), a fixed random subset:
+    on a CPU, validating tens of thousands of fragments would eat the training time."""
+    if not most or len(val) <= most:
+        return val, labels
+    keep = np.sort(np.random.default_rng([seed, 7]).choice(len(val), most, replace=False))
+    subset = Fragments([val.ids[i] for i in keep], [val.seqs[i] for i in keep])
+    return subset, [labels[i] for i in keep] if labels else labels
 
 
 def _labelled(fasta: Path, labels_path: Path) -> tuple[Fragments, list[dict[str, int]]]:
@@ -704,35 +880,38 @@ def predict_logps(
     return [torch.cat([lps[r] for _, lps in parts])[order] for r in range(n_ranks)]
 
 
-def finetune(args: argparse.Namespace) -> ModelBundle:
+def finetune(options: FinetuneOptions) -> ModelBundle:
+    from hytax.evaluate import confidence_threshold
     from hytax.taxonomy import Taxonomy
 
-    device = setup(args)
-    train_fa, val_fa = _input(args, "train", "train.fa"), _input(args, "val", "val.fa")
-    train_lab = _input(args, "train_labels", "train.labels.tsv")
-    val_lab = _input(args, "val_labels", "val.labels.tsv")
+    loop = options.loop
+    device = setup(loop)
+    train_fa, val_fa = options.data.path("train"), options.data.path("val")
+    train_lab, val_lab = options.data.path("train", labels=True), options.data.path("val", True)
     if train_fa is None or train_lab is None:
         raise TrainingError("give --data or --train and --train-labels")
     train, train_labels = _labelled(train_fa, train_lab)
     has_val = val_fa is not None and val_lab is not None and val_fa.is_file()
     val, val_labels = _labelled(val_fa, val_lab) if has_val else (Fragments([], []), [])
+    val, val_labels = val_subset(val, val_labels, loop.val_max, loop.seed)
 
-    taxonomy = Taxonomy.load(args.taxdump)
-    ranks = list(args.ranks)
-    classes = build_classes(train_labels, ranks, args.min_class_count, taxonomy.name)
+    taxonomy = Taxonomy.load(options.taxdump)
+    ranks = list(options.ranks)
+    classes = build_classes(train_labels, ranks, options.min_class_count, taxonomy.name)
     del taxonomy  # a full NCBI dump holds ~2 GB that training has better use for
     train.labels = label_matrix(train_labels, ranks, classes)
     val.labels = label_matrix(val_labels, ranks, classes) if len(val) else None
     weights = [class_weights(train.labels[:, r], len(classes[rank])).to(device)
                for r, rank in enumerate(ranks)]
 
-    pretrain_info = None
-    if args.pretrained:
-        bert_cfg, encoder_state, pretrain_info = load_pretrained(args.pretrained)
-        window_nt = int(pretrain_info.get("window_nt", args.window_nt))
+    encoder_info = None
+    if options.pretrained:
+        bert_cfg, encoder_state, encoder_info = load_encoder(options.pretrained)
+        window_nt = int(encoder_info.get("window_nt", options.architecture.window_nt))
     else:
-        bert_cfg, encoder_state, window_nt = _bert_config(args), None, args.window_nt
-    model = BertTax(bert_cfg, head_config(args.head, ranks, classes))
+        bert_cfg, encoder_state = options.architecture.bert_config(), None
+        window_nt = options.architecture.window_nt
+    model = BertTax(bert_cfg, head_config(options.head, ranks, classes))
     if encoder_state is not None:
         model.encoder.load_state_dict(encoder_state)
 
@@ -742,59 +921,85 @@ def finetune(args: argparse.Namespace) -> ModelBundle:
         return taxonomy_loss(model(tokens.to(device)), y, weights)
 
     def validate() -> dict:
-        logps = predict_logps(model, val, window_nt, args.batch_size * 2, device)
+        logps = predict_logps(model, val, window_nt, loop.batch_size * 2, device)
         return val_metrics(logps, torch.from_numpy(val.labels), ranks, weights)
 
+    lr = loop.lr or recommended_lr("finetune", bert_cfg.hidden)
+    extra = {"job": "finetune", "classes": classes, "architecture": bert_cfg.to_dict(),
+             "head": options.head, "window_nt": window_nt}
+    extra["fingerprint"] = fingerprint(
+        [train_fa, train_lab, val_fa if has_val else None, val_lab if has_val else None,
+         _encoder_file(options.pretrained)],
+        {**extra, **_trajectory(loop, lr)},
+    )
     job = Job(model, np.array([len(s) for s in train.seqs]), step_loss,
-              validate if len(val) else None,
-              {"job": "finetune", "classes": classes, "architecture": bert_cfg.to_dict()})
-    state, best = run_loop(job, args, device)
+              validate if len(val) else None, extra, lr)
+    state, best = run_loop(job, loop, options.workdir or options.outdir, device)
     model.load_state_dict(best)
     model.eval()
 
     temperatures = {rank: 1.0 for rank in ranks}
+    thresholds: dict[str, dict | None] = {rank: None for rank in ranks}
     final_val = None
     if len(val):
         with torch.no_grad():
-            logps = predict_logps(model, val, window_nt, args.batch_size * 2, device)
+            logps = predict_logps(model, val, window_nt, loop.batch_size * 2, device)
         y = torch.from_numpy(val.labels)
         final_val = val_metrics(logps, y, ranks, weights)
-        temperatures = {rank: fit_temperature(logps[r], y[:, r]) for r, rank in enumerate(ranks)}
+        for r, rank in enumerate(ranks):
+            temperatures[rank] = fit_temperature(logps[r], y[:, r])
+            probs = torch.softmax(logps[r] / temperatures[rank], -1)
+            confidence, top = probs.max(-1)
+            thresholds[rank] = confidence_threshold(
+                confidence.numpy(), (top == y[:, r]).numpy(), options.target_precision
+            )
 
-    data_dir = args.data
-    fragments_info = _fragments_info(data_dir)
+    fragments_info = _fragments_info(options.data.folder)
     config = {
-        "name": args.name,
-        "description": args.description,
-        "head": {"kind": args.head, "ranks": ranks},
+        "name": options.name,
+        "description": options.description,
+        "head": {"kind": options.head, "ranks": ranks},
         "classes": classes,
         "vocab": list(VOCAB),
         "window_nt": window_nt,
-        "taxonomy": {"source": Path(args.taxdump).name, "release": args.taxonomy_release},
-        "calibration": {"method": "temperature", "applies_to": "softmax(log_prob / T) per rank",
-                        "fitted_on": str(val_fa) if len(val) else None,
-                        "temperature": temperatures},
+        "taxonomy": {"source": Path(options.taxdump).name, "release": options.taxonomy_release},
+        "calibration": {
+            "method": "temperature", "applies_to": "softmax(log_prob / T) per rank",
+            "fitted_on": str(val_fa) if len(val) else None,
+            "temperature": temperatures,
+            "thresholds": {
+                "target_precision": options.target_precision,
+                "meaning": "lowest calibrated confidence at which the validation fragments "
+                           "kept reach the target precision (null: none does)",
+                "per_rank": thresholds,
+            },
+        },
         "training": {
             "data": {"train": str(train_fa), "train_labels": str(train_lab),
                      "val": str(val_fa) if len(val) else None,
-                     "val_labels": str(val_lab) if len(val) else None},
+                     "val_labels": str(val_lab) if len(val) else None,
+                     "source": fragments_info.get("reference") or fragments_info.get("genomes")},
             "splits": {"train": len(train), "val": len(val),
                        "split": fragments_info.get("split"),
+                       "genera": fragments_info.get("genera"),
                        "fragment_lengths": fragments_info.get("lengths")},
             "heldout_genera_file": fragments_info.get("heldout_genera_file"),
-            "pretrained": str(args.pretrained) if args.pretrained else None,
-            "pretrain_steps": (pretrain_info or {}).get("training", {}).get("steps"),
+            "pretrained": str(options.pretrained) if options.pretrained else None,
+            "encoder": describe_encoder(encoder_info),
+            "pretrain_steps": (encoder_info or {}).get("training", {}).get("steps"),
             "epochs": state.epoch, "steps": state.step, "best_step": state.best_step,
-            "seed": args.seed, "batch_size": args.batch_size, "lr": args.lr,
-            "min_class_count": args.min_class_count,
+            "resumed_at": state.resumed_at,
+            "seed": loop.seed, "batch_size": loop.batch_size, "lr": lr,
+            "min_class_count": options.min_class_count,
             "seconds": state.seconds,
+            "device": f"{device.type}, {loop.precision}",
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "val_metrics": final_val,
         },
     }
     bundle = ModelBundle(model.cpu(), config)
-    save_model(bundle, args.outdir)
-    print(f"model written to {args.outdir}"
+    save_model(bundle, options.outdir)
+    print(f"model written to {options.outdir}"
           + (f"; validation accuracy {final_val['val_accuracy']}" if final_val else ""),
           file=sys.stderr)
     return bundle

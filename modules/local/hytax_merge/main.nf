@@ -1,12 +1,12 @@
 process HYTAX_MERGE {
     tag "$meta.id"
     label 'process_single'
-    container "${params.container}"
+    conda "${moduleDir}/environment.yml"
+    container "hytax:${workflow.manifest.version}"
 
     input:
-    tuple val(meta), path(units), path(claims), path(bertax)  // prepared reads, MMseqs2 claims, BERTax predictions
-    tuple val(tax_meta), path(taxdump, stageAs: 'taxonomy')   // taxdump folder, or seqTaxDB folder + tax_meta.prefix
-    val min_confidence                                        // BERTax probability needed to fill a rank
+    tuple val(meta), path(units), path(kept), path(bertax)    // prepared reads, the claims routing kept, BERTax predictions
+    tuple val(tax_meta), path(taxonomy, stageAs: 'taxonomy')  // taxonomy folder (+ tax_meta.prefix)
 
     output:
     tuple val(meta), path("${prefix}.hytax.tsv"), emit: merged
@@ -16,16 +16,16 @@ process HYTAX_MERGE {
     task.ext.when == null || task.ext.when
 
     script:
-    def args     = task.ext.args ?: ''
-    prefix       = task.ext.prefix ?: "${meta.id}"
-    def taxonomy = tax_meta.prefix ? "taxonomy/${tax_meta.prefix}" : 'taxonomy'
+    def args   = task.ext.args ?: ''
+    prefix     = task.ext.prefix ?: "${meta.id}"
+    def taxdir = tax_meta.prefix ? "taxonomy/${tax_meta.prefix}" : 'taxonomy'
+    // ext.args: --min-confidence
     """
     hytax merge \\
         --units ${units} \\
-        --claims ${claims} \\
+        --claims ${kept} \\
         --bertax ${bertax} \\
-        --taxdump ${taxonomy} \\
-        --min-confidence ${min_confidence} \\
+        --taxonomy ${taxdir} \\
         --output ${prefix}.hytax.tsv \\
         ${args}
 

@@ -1,7 +1,8 @@
 process HYTAX_MULTIQCTABLES {
     tag "$meta.id"
     label 'process_single'
-    container "${params.container}"
+    conda "${moduleDir}/environment.yml"
+    container "hytax:${workflow.manifest.version}"
 
     input:
     tuple val(meta), path(summaries, stageAs: 'summaries/*')  // every sample's <id>.summary.json

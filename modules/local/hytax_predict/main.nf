@@ -1,7 +1,8 @@
 process HYTAX_PREDICT {
     tag "$meta.id"
     label 'process_gpu'
-    container "${params.container}"
+    conda "${moduleDir}/environment.yml"
+    container "hytax:${workflow.manifest.version}"
 
     input:
     tuple val(meta), path(routed)  // reads MMseqs2 left open, FASTA (gz)

@@ -1,7 +1,8 @@
 process MMSEQS_CREATEDB {
     tag "$meta.id"
     label 'process_low'
-    container "${params.container}"
+    conda "${moduleDir}/environment.yml"
+    container "hytax:${workflow.manifest.version}"
 
     input:
     tuple val(meta), path(fasta)
@@ -18,9 +19,11 @@ process MMSEQS_CREATEDB {
     def args = task.ext.args ?: ''
     prefix   = task.ext.prefix ?: "${meta.id}"
     db_meta  = meta + [prefix: prefix]
+    // meta.db_type: nucleotide (default) or protein; MMseqs2 codes them 2 and 1
+    def dbtype = meta.db_type == 'protein' ? 1 : 2
     """
     mkdir seqdb
-    mmseqs createdb ${fasta} seqdb/${prefix} --dbtype 2 ${args}
+    mmseqs createdb ${fasta} seqdb/${prefix} --dbtype ${dbtype} ${args}
 
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":

@@ -1,7 +1,8 @@
 process MMSEQS_CREATEINDEX {
     tag "$db_meta.id"
     label 'process_medium'
-    container "${params.container}"
+    conda "${moduleDir}/environment.yml"
+    container "hytax:${workflow.manifest.version}"
 
     input:
     tuple val(db_meta), path(taxdb, stageAs: 'taxdb')  // db_meta.prefix: the database name in taxdb/
@@ -16,12 +17,14 @@ process MMSEQS_CREATEINDEX {
     script:
     def args = task.ext.args ?: ''
     def mem  = task.memory ? "--split-memory-limit ${(task.memory.toMega() * 0.8) as long}M" : ''
+    // a protein DB is indexed for the translated search MMseqs2 picks itself
+    def search = db_meta.db_type == 'protein' ? '' : '--search-type 3'
     // The index is written next to the database: work on a copy of the staged input.
     // Search parameters (-k, -s) must match those of `mmseqs taxonomy`, or it is ignored.
     """
     cp -rL taxdb mmseqs_db
     mmseqs createindex mmseqs_db/${db_meta.prefix} tmp \\
-        --search-type 3 \\
+        ${search} \\
         --threads ${task.cpus} \\
         ${mem} \\
         ${args}

@@ -1,12 +1,12 @@
 process MMSEQS_CREATETAXDB {
     tag "$db_meta.id"
     label 'process_low'
-    container "${params.container}"
+    conda "${moduleDir}/environment.yml"
+    container "hytax:${workflow.manifest.version}"
 
     input:
-    tuple val(db_meta), path(seqdb, stageAs: 'seqdb')  // db_meta.prefix: the database name in seqdb/
-    path taxdump, stageAs: 'taxdump'                   // folder: nodes.dmp, names.dmp[, merged.dmp]
-    path tax_mapping                                   // sequence id -> taxid
+    tuple val(db_meta), path(seqdb, stageAs: 'seqdb'), path(tax_mapping)  // db_meta.prefix: the database name in seqdb/; sequence id -> taxid
+    path taxdump, stageAs: 'taxdump'                                      // folder: nodes.dmp, names.dmp[, merged.dmp]
 
     output:
     tuple val(db_meta), path('taxdb', type: 'dir'), emit: db
