@@ -17,9 +17,10 @@ training), at each fragment length:
    read number) and turns the tables into claims (`hytax.mmseqs2.claims`);
 3. chooses each tier's claim minimums (`hytax.routing.ClaimRule`) on validation sets, never on
    the test sets: the non-similar split's *validation genera* (picked among the training genera
-   like the test genera, searched against references built without them) bound the wrong
-   claims, the similar split's validation fragments (from reference genomes) the lost genus
-   recall; then the hybrid's route mode and BERTax minimum confidence by mean AP on both;
+   like the test genera, searched against references built without them) bound each tier's
+   wrong claims, the similar split's validation fragments (from reference genomes) the genus
+   recall of the tiers so far; then the hybrid's route mode and BERTax minimum confidence by
+   mean AP on both;
 4. scores five configurations per split and length with `hytax evaluate`'s functions: the
    nucleotide tier alone, nucleotide then protein tier, BERTax alone, the previous hybrid
    (nucleotide tier + BERTax, with the settings behind the previous figures) and the full hybrid
@@ -135,9 +136,15 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def rule_text(rule: ClaimRule) -> str:
-    ids = ",".join(f"{r}={rule.min_identity[r]:g}" for r in RANKS if r in rule.min_identity)
-    return f"min_identity {ids or 'none'}, min_aln_fraction {rule.min_aln_fraction:g}"
+def identity_text(min_identity: dict[str, float]) -> str:
+    """As `--min-identity` takes it: 'genus=0.85,phylum=0.7' (ranks top down), or 'none'."""
+    return ",".join(f"{r}={min_identity[r]:g}" for r in RANKS if r in min_identity) or "none"
+
+
+def rule_text(rule: dict) -> str:
+    """A rule as rule_json gives it, in the pipeline's parameter names."""
+    return (f"min_identity {identity_text(rule['min_identity'])}, "
+            f"min_aln_fraction {rule['min_aln_fraction']:g}")
 
 
 def fingerprint(*parts: object) -> str:
@@ -168,7 +175,7 @@ def stamp_write(stamp: Path, key: str, **record: object) -> dict:
 @dataclass
 class Step:
     seconds: float
-    max_rss_mb: float | None
+    max_rss_mib: float | None
 
 
 @dataclass
@@ -446,8 +453,12 @@ def search(mm: Mmseqs, reads: Path, ref: Reference, work: Path, lca_mode: int = 
     work.mkdir(parents=True, exist_ok=True)
     lca, aln, stamp = work / "lca.tsv", work / "aln.tsv", work / "search.json"
     key = fingerprint(reads, ref.key, lca_mode, mm.kmer, mmseqs2.ALN_COLUMNS)
-    if (done := reusable(stamp, key)) is not None:
+    if lca.is_file() and aln.is_file() and (done := reusable(stamp, key)) is not None:
         return lca, aln, done["seconds"]
+    if not any(True for _ in read_records(reads)):  # MMseqs2 fails on a query without reads
+        lca.write_text("")
+        aln.write_text("")
+        return lca, aln, 0.0
     numbered, qdb, res, tmp = work / "query.fa", work / "qdb", work / "res", work / "tmp"
     with numbered.open("w") as out:
         for n, read in enumerate(read_records(reads), start=1):
@@ -502,8 +513,9 @@ def predict(model: Path, fasta: Path, out: Path, threads: int, probabilities: Pa
     weights = model / "model.safetensors"
     key = fingerprint(fasta, model / "config.json",
                       weights.stat().st_size if weights.is_file() else 0,
-                      weights.stat().st_mtime_ns if weights.is_file() else 0, probabilities)
-    if reusable(stamp, key) is not None:
+                      weights.stat().st_mtime_ns if weights.is_file() else 0,
+                      f"probabilities: {probabilities is not None}")
+    if out.is_file() and reusable(stamp, key) is not None:
         return
     options = PredictOptions(device="cpu", threads=threads, progress="off")
     if not any(True for _ in read_records(fasta)):
@@ -620,7 +632,8 @@ def plot_pr(path: Path, title: str, curves: dict[str, RankResult]) -> None:
 
 @dataclass
 class Evidence:
-    """One tier's claims (before any minimum) on one validation set, one row per read."""
+    """One tier's claims (before any minimum) on one validation set, one row per read in the
+    reads' order."""
 
     lengths: np.ndarray
     identity: np.ndarray
@@ -642,19 +655,12 @@ class Evidence:
                            dtype=np.int64).reshape(-1, len(RANKS)),
         )
 
-    def outcome(self, rank: int, min_aln: float, min_identity: float
-                ) -> tuple[np.ndarray, np.ndarray]:
-        """(right, wrong) masks of the rank's claims that `hytax.routing.keep` would keep."""
-        kept = ((self.taxids[:, rank] != 0) & (self.aln_fraction >= min_aln)
-                & (self.identity >= min_identity))
-        right = kept & (self.taxids[:, rank] == self.truth[:, rank])
-        return right, kept & ~right
-
-
-@dataclass
-class Criterion:
-    max_wrong: dict[str, float]  # per rank, share of validation-genus reads
-    min_genus_recall: float  # share of the genus recall without minimums, similar validation
+    def kept(self, rule: ClaimRule) -> np.ndarray:
+        """The taxids `hytax.routing.keep` leaves (reads x RANKS)."""
+        needs = np.array(effective(rule.min_identity))
+        ok = ((self.aln_fraction >= rule.min_aln_fraction)[:, None]
+              & (self.identity[:, None] >= needs[None, :]))
+        return np.where(ok, self.taxids, 0)
 
 
 def effective(minimums: dict[str, float]) -> list[float]:
@@ -666,78 +672,104 @@ def effective(minimums: dict[str, float]) -> list[float]:
     return out
 
 
-def assess(rule: ClaimRule, unknown: Evidence, known: Evidence, lengths: Sequence[int]) -> dict:
-    """Per length: wrong claims per rank on validation genera (share of their reads), right
-    claims per rank on both validation sets, genus recall on known genera (absolute, and as a
-    share of the recall the tier has without minimums)."""
-    needs = effective(rule.min_identity)
+def cascade(first: np.ndarray, then: np.ndarray) -> np.ndarray:
+    """What `hytax route --route below_rank --route-rank genus` keeps of two tiers' kept taxids:
+    the first tier that closes the read (claims a genus), else the first partial claim."""
+    g = RANKS.index("genus")
+    take_first = (first[:, g] != 0) | ((then[:, g] == 0) & (first != 0).any(axis=1))
+    return np.where(take_first[:, None], first, then)
+
+
+@dataclass
+class Criterion:
+    max_wrong: dict[str, float]  # per rank, share of validation-genus reads
+    min_genus_recall: float  # share of the known-genus reads given their genus
+
+
+def assess(rule: ClaimRule, unknown: Evidence, known: Evidence, lengths: Sequence[int],
+           before: dict[str, np.ndarray] | None = None) -> dict:
+    """Per length, the tier on its own: wrong claims per rank on validation genera (share of
+    their reads), right claims per rank on both validation sets, genus recall on known genera;
+    and the tiers so far (`before`: the earlier tiers' kept taxids, routed below_rank): their
+    genus recall on known genera, wrong claims per rank and right claims on validation genera."""
+    own = {"unknown": unknown.kept(rule), "known": known.kept(rule)}
+    tiers = {k: v if before is None else cascade(before[k], v) for k, v in own.items()}
     out: dict = {}
+    g = RANKS.index("genus")
     for length in lengths:
         u = unknown.lengths == length
-        k = known.lengths == length
-        known_genus = k & (known.truth[:, RANKS.index("genus")] != 0)
-        row: dict = {"unknown_reads": int(u.sum()), "known_reads": int(known_genus.sum()),
-                     "wrong": {}, "right_unknown": {}, "right_known": {}}
-        for i, rank in enumerate(RANKS):
-            right_u, wrong_u = unknown.outcome(i, rule.min_aln_fraction, needs[i])
-            right_k, _ = known.outcome(i, rule.min_aln_fraction, needs[i])
-            row["wrong"][rank] = round(float(wrong_u[u].mean()) if u.any() else 0.0, 6)
-            row["right_unknown"][rank] = int(right_u[u].sum())
-            row["right_known"][rank] = int(right_k[k].sum())
-        g = RANKS.index("genus")
-        right, _ = known.outcome(g, rule.min_aln_fraction, needs[g])
-        free, _ = known.outcome(g, 0.0, 0.0)
-        row["genus_recall"] = round(float(right[known_genus].mean()), 6) if known_genus.any() \
-            else 0.0
-        row["genus_recall_kept"] = round(float(right[known_genus].sum()
-                                               / max(1, free[known_genus].sum())), 6)
-        out[str(length)] = row
+        k = (known.lengths == length) & (known.truth[:, g] != 0)
+        right = {name: (taxids == ev.truth) & (taxids != 0) for name, taxids, ev in (
+            ("own_u", own["unknown"], unknown), ("own_k", own["known"], known),
+            ("tiers_u", tiers["unknown"], unknown), ("tiers_k", tiers["known"], known))}
+        wrong_own = (own["unknown"] != 0) & ~right["own_u"]
+        wrong_tiers = (tiers["unknown"] != 0) & ~right["tiers_u"]
+        n_u = max(1, int(u.sum()))
+        out[str(length)] = {
+            "unknown_reads": int(u.sum()), "known_genus_reads": int(k.sum()),
+            "wrong": {r: round(float(wrong_own[u, i].sum() / n_u), 6)
+                      for i, r in enumerate(RANKS)},
+            "right_unknown": {r: int(right["own_u"][u, i].sum()) for i, r in enumerate(RANKS)},
+            "right_known": {r: int(right["own_k"][k, i].sum()) for i, r in enumerate(RANKS)},
+            "genus_recall": round(float(right["own_k"][k, g].mean()), 6) if k.any() else 0.0,
+            "tiers_genus_recall": round(float(right["tiers_k"][k, g].mean()), 6) if k.any()
+            else 0.0,
+            "tiers_wrong": {r: round(float(wrong_tiers[u, i].sum() / n_u), 6)
+                            for i, r in enumerate(RANKS)},
+            "tiers_right_unknown": {r: int(right["tiers_u"][u, i].sum())
+                                    for i, r in enumerate(RANKS)},
+        }
     return out
 
 
 def meets(assessment: dict, criterion: Criterion) -> bool:
     return all(
         all(row["wrong"][r] <= criterion.max_wrong[r] for r in RANKS)
-        and row["genus_recall_kept"] >= criterion.min_genus_recall
+        and row["tiers_genus_recall"] >= criterion.min_genus_recall
         for row in assessment.values()
     )
 
 
-def right_claims(assessment: dict) -> int:
-    return sum(sum(row["right_unknown"].values()) + sum(row["right_known"].values())
-               for row in assessment.values())
+def placed(assessment: dict, key: str) -> int:
+    return sum(sum(row[key].values()) for row in assessment.values())
 
 
 def choose_rule(
     unknown: Evidence, known: Evidence, lengths: Sequence[int], identity_grid: Sequence[float],
-    aln_grid: Sequence[float], criterion: Criterion,
+    aln_grid: Sequence[float], criterion: Criterion, before: dict[str, np.ndarray] | None = None,
 ) -> dict:
-    """The tier's minimums: for each alignment-fraction minimum, per rank from the top the
-    lowest identity minimum (on the grid, at least the rank above's) whose wrong claims on
-    validation genera stay within the bound at every length; of those rules, the ones that keep
-    the genus recall; of those, the rule that keeps the most right claims. Where no rule meets
-    the criterion, the one with the fewest wrong genus claims (then the most right claims)."""
+    """A tier's minimums. For each alignment-fraction minimum on the grid: per rank from the
+    top, the lowest identity minimum on the grid (at least the rank above's) whose wrong claims
+    on validation genera stay within the bound at every length (the grid's top where none
+    does). Of these candidates, those that meet the criterion (the wrong-claim bounds and, for
+    the tiers so far, the genus recall on known genera); of those, the one whose tiers place
+    the most reads of validation genera right (summed over ranks), then the most right claims
+    on known genera. Where none meets it, the fewest wrong genus claims, then the same order."""
     candidates = []
     for min_aln in aln_grid:
         minimums: dict[str, float] = {}
         for i, rank in enumerate(RANKS):
             floor = max(minimums.values(), default=0.0)
             for value in (v for v in identity_grid if v >= floor):
-                _, wrong = unknown.outcome(i, min_aln, value)
+                minimums[rank] = value
+                kept = unknown.kept(ClaimRule({rank: value}, min_aln))[:, i]
+                wrong = (kept != 0) & (kept != unknown.truth[:, i])
                 if all(wrong[unknown.lengths == n].mean() <= criterion.max_wrong[rank]
                        for n in lengths if (unknown.lengths == n).any()):
                     break
-            minimums[rank] = value  # the grid's top when nothing meets the bound
         rule = ClaimRule({r: v for r, v in minimums.items() if v > 0}, min_aln)
-        result = assess(rule, unknown, known, lengths)
-        candidates.append({"rule": rule, "assessment": result, "meets": meets(result, criterion),
-                           "right": right_claims(result),
-                           "worst_wrong_genus": max(r["wrong"]["genus"] for r in result.values())})
+        result = assess(rule, unknown, known, lengths, before)
+        candidates.append({
+            "rule": rule, "assessment": result, "meets": meets(result, criterion),
+            "placed": (placed(result, "tiers_right_unknown"), placed(result, "right_known")),
+            "worst_wrong_genus": max(r["wrong"]["genus"] for r in result.values()),
+        })
     met = [c for c in candidates if c["meets"]]
     if met:
-        best = max(met, key=lambda c: c["right"])  # first (lowest minimum) of ties
+        best = max(met, key=lambda c: c["placed"])  # first (lowest minimum) of ties
     else:
-        best = min(candidates, key=lambda c: (c["worst_wrong_genus"], -c["right"]))
+        best = min(candidates, key=lambda c: (c["worst_wrong_genus"],
+                                              tuple(-x for x in c["placed"])))
     return {"chosen": best, "candidates": candidates}
 
 
@@ -862,28 +894,33 @@ def genus_names(taxonomy: Taxonomy, taxids: Iterable[int]) -> dict[str, str]:
 
 def candidate_json(candidate: dict) -> dict:
     return {**rule_json(candidate["rule"]), "meets": candidate["meets"],
-            "right_claims": candidate["right"], "assessment": candidate["assessment"]}
+            "placed_unknown": candidate["placed"][0], "right_known": candidate["placed"][1],
+            "assessment": candidate["assessment"]}
 
 
 def choose_rules(vals: dict[str, Validation], lengths: list[int], args: argparse.Namespace
                  ) -> tuple[dict[str, ClaimRule], dict]:
-    """Each tier's minimums from the validation sets (wrong claims: non-similar; recall:
-    similar)."""
+    """Each tier's minimums, in routing order, from the validation sets (wrong claims:
+    non-similar; genus recall: similar)."""
     criterion = Criterion(
         max_wrong={r: args.max_wrong_genus if r == "genus" else args.max_wrong_above
                    for r in RANKS},
         min_genus_recall=args.min_genus_recall)
-    rules, report = {}, {}
+    rules: dict[str, ClaimRule] = {}
+    report = {}
+    before: dict[str, np.ndarray] | None = None
     for tier in TIERS:
         unknown, known = (Evidence.load(vals[s].raw[tier], vals[s].fasta, vals[s].labels)
                           for s in ("nonsimilar", "similar"))
         choice = choose_rule(unknown, known, lengths, args.identity_grid, args.aln_grid,
-                             criterion)
+                             criterion, before)
         chosen = choice["chosen"]
         rules[tier] = chosen["rule"]
         report[tier] = {"chosen": candidate_json(chosen),
                         "candidates": [candidate_json(c) for c in choice["candidates"]]}
-        log(f"{TIER_LABELS[tier]} tier: {rule_text(chosen['rule'])} "
+        own = {"unknown": unknown.kept(rules[tier]), "known": known.kept(rules[tier])}
+        before = own if before is None else {k: cascade(before[k], v) for k, v in own.items()}
+        log(f"{TIER_LABELS[tier]} tier: {rule_text(rule_json(chosen['rule']))} "
             f"({'meets' if chosen['meets'] else 'does NOT meet'} the criterion)")
     return rules, {"criterion": asdict(criterion), "tiers": report}
 
@@ -925,11 +962,6 @@ def pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
-def fmt_rule(rule: dict) -> str:
-    ids = ", ".join(f"{r} {v:g}" for r, v in rule["min_identity"].items()) or "none"
-    return f"identity {ids}; aln fraction {rule['min_aln_fraction']:g}"
-
-
 def markdown(report: dict) -> str:
     cfg = report["config"]
     crit = report["rules"]["criterion"]
@@ -962,39 +994,44 @@ def markdown(report: dict) -> str:
                       f"{', '.join(s['validation']['genera'].values())}."]
     lines += [
         "", "## Claim minimums chosen on validation", "",
-        f"Criterion: wrong genus claims (a genus given to a read of a validation genus, which no "
-        f"validation reference holds) at most {pct(crit['max_wrong']['genus'])} of those reads, "
-        f"wrong phylum and superkingdom claims at most {pct(crit['max_wrong']['phylum'])}, at "
-        f"every length; genus recall on known genera (similar validation) at least "
-        f"{pct(crit['min_genus_recall'])} of the tier's recall without minimums.", "",
+        f"Criterion, at every length: a tier's wrong genus claims (a genus given to a read of a "
+        f"validation genus, which no validation reference holds) at most "
+        f"{pct(crit['max_wrong']['genus'])} of those reads, its wrong phylum and superkingdom "
+        f"claims at most {pct(crit['max_wrong']['phylum'])}; the genus recall on known genera "
+        f"(similar validation, reads with a genus) of the tiers so far, routed below_rank, at "
+        f"least {pct(crit['min_genus_recall'])}. Of the rules that meet it, the one whose tiers "
+        "place the most validation-genus reads right.", "",
         "| tier | min identity | min aln fraction | meets | length | wrong sk / phylum / genus "
-        "| genus recall (kept share) | right claims sk / phylum / genus, validation genera |",
-        "|---|---|---:|---|---:|---|---|---|",
+        "| genus recall, tier / tiers so far | tiers so far: wrong sk / phylum / genus "
+        "| tiers so far: right sk / phylum, validation genera |",
+        "|---|---|---:|---|---:|---|---|---|---|",
     ]
     for tier, t in report["rules"]["tiers"].items():
         c = t["chosen"]
-        ids = ", ".join(f"{r}={v:g}" for r, v in c["min_identity"].items()) or "none"
+        ids = identity_text(c["min_identity"])
         for length, a in c["assessment"].items():
-            wrong = " / ".join(pct(a["wrong"][r]) for r in RANKS)
-            right = " / ".join(str(a["right_unknown"][r]) for r in RANKS)
+            wrong, tiers_wrong = (" / ".join(pct(a[key][r]) for r in RANKS)
+                                  for key in ("wrong", "tiers_wrong"))
+            right = " / ".join(str(a["tiers_right_unknown"][r]) for r in RANKS[:-1])
             lines.append(
                 f"| {TIER_LABELS[tier]} | {ids} | {c['min_aln_fraction']:g} "
-                f"| {'yes' if c['meets'] else '**no**'} | {length} | {wrong} "
-                f"| {pct(a['genus_recall'])} ({pct(a['genus_recall_kept'])}) | {right} |")
-    lines += ["", "Candidates (one per alignment-fraction minimum; identity minimums the "
-              "lowest that bound the wrong claims):", "",
-              "| tier | min identity | min aln fraction | meets | right claims "
-              "| worst wrong genus | lowest genus recall kept |",
-              "|---|---|---:|---|---:|---:|---:|"]
+                f"| {'yes' if c['meets'] else '**no**'} | {length} ({a['unknown_reads']} / "
+                f"{a['known_genus_reads']} reads) | {wrong} | {pct(a['genus_recall'])} / "
+                f"{pct(a['tiers_genus_recall'])} | {tiers_wrong} | {right} |")
+    lines += ["", "Candidates (one per alignment-fraction minimum, each with the lowest identity "
+              "minimums that bound its wrong claims):", "",
+              "| tier | min identity | min aln fraction | meets | placed right, validation "
+              "genera | right on known genera | worst wrong genus | lowest genus recall, tiers "
+              "so far |", "|---|---|---:|---|---:|---:|---:|---:|"]
     for tier, t in report["rules"]["tiers"].items():
         for c in t["candidates"]:
-            ids = ", ".join(f"{r}={v:g}" for r, v in c["min_identity"].items()) or "none"
+            ids = identity_text(c["min_identity"])
             a = c["assessment"].values()
             lines.append(
                 f"| {TIER_LABELS[tier]} | {ids} | {c['min_aln_fraction']:g} "
-                f"| {'yes' if c['meets'] else 'no'} | {c['right_claims']} "
+                f"| {'yes' if c['meets'] else 'no'} | {c['placed_unknown']} | {c['right_known']} "
                 f"| {pct(max(x['wrong']['genus'] for x in a))} "
-                f"| {pct(min(x['genus_recall_kept'] for x in a))} |")
+                f"| {pct(min(x['tiers_genus_recall'] for x in a))} |")
     chosen = report["hybrid_setting"]
     lines += ["", "## Hybrid setting tuned on validation", "",
               "| route | min confidence | " + " | ".join(
@@ -1037,13 +1074,13 @@ def markdown(report: dict) -> str:
     costs = report["protein_costs"]
     lines += ["## Protein tier costs in this run", "",
               "| reference | genomes | proteins | genes s | createdb s | createtaxdb s "
-              "| createindex s | peak MB (createindex) | size MB (index) |",
+              "| createindex s | peak MiB (createindex) | size MB (index) |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for name, b in costs["builds"].items():
         lines.append(
             f"| {name} | {b['genomes']} | {b['genes']['proteins']} | {b['genes']['seconds']:.0f} "
             f"| {b['createdb']['seconds']:.0f} | {b['createtaxdb']['seconds']:.0f} "
-            f"| {b['createindex']['seconds']:.0f} | {b['createindex']['max_rss_mb'] or 0:.0f} "
+            f"| {b['createindex']['seconds']:.0f} | {b['createindex']['max_rss_mib'] or 0:.0f} "
             f"| {b['db_bytes'] / 1e6:.0f} ({b['index_bytes'] / 1e6:.0f}) |")
     lines += ["", "| split | length | reads | translated search s | nucleotide search s |",
               "|---|---:|---:|---:|---:|"]
@@ -1059,7 +1096,7 @@ def summary_text(report: dict) -> str:
     out = ["chosen claim minimums (validation):"]
     for tier, t in report["rules"]["tiers"].items():
         c = t["chosen"]
-        out.append(f"  {TIER_LABELS[tier]} tier: {fmt_rule(c)}"
+        out.append(f"  {TIER_LABELS[tier]} tier: {rule_text(c)}"
                    + ("" if c["meets"] else "  (criterion NOT met)"))
     h = report["hybrid_setting"]
     out.append(f"  hybrid: route {h['route']}, min confidence {h['min_confidence']:g}")
@@ -1094,9 +1131,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "(all lengths and splits together; default 3000, --mini 240)")
     p.add_argument("--per-genus", type=int, help="cap per genus (default 200, --mini 40)")
     p.add_argument("--max-test", type=int, help="test fragments per split and length "
-                   "(default 500, --mini 60)")
+                   "(default 500, --mini 50)")
     p.add_argument("--max-val", type=int, help="validation fragments per split and length "
-                   "(default 250, --mini 40)")
+                   "(default 250, --mini 30)")
     p.add_argument("--test-fraction", type=float, default=0.15,
                    help="similar: test share per genus; non-similar: genus share held out "
                         "(when not taken from the model)")
@@ -1112,13 +1149,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-wrong-above", type=float, default=0.02,
                    help="criterion: most wrong phylum and superkingdom claims, same share")
     p.add_argument("--min-genus-recall", type=float, default=0.95,
-                   help="criterion: least genus recall on the similar validation set, as a "
-                        "share of the tier's recall without minimums")
+                   help="criterion: least genus recall of the tiers so far on the similar "
+                        "validation set's reads with a genus")
     p.add_argument("--identity-grid", type=parse_grid,
-                   default=parse_grid("0,0.5,0.6,0.7,0.75,0.8,0.85,0.9,0.92,0.94,0.95,0.96,"
-                                      "0.97,0.98,0.99,1"),
+                   default=parse_grid("0,0.2,0.3,0.4,0.5,0.6,0.7,0.75,0.8,0.85,0.9,0.92,0.94,"
+                                      "0.95,0.96,0.97,0.98,0.99,1"),
                    help="identity minimums tried per rank (comma-separated)")
-    p.add_argument("--aln-grid", type=parse_grid, default=parse_grid("0,0.3,0.5,0.7,0.8,0.9"),
+    p.add_argument("--aln-grid", type=parse_grid,
+                   default=parse_grid("0,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9"),
                    help="alignment-fraction minimums tried (comma-separated)")
     p.add_argument("--tune-route", nargs="+", choices=["unclassified", "below_rank"],
                    default=["below_rank", "unclassified"],
@@ -1132,8 +1170,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--nice", type=int, default=10, help="os.nice increment (0: none)")
     args = p.parse_args(argv)
-    defaults = {"per_superkingdom": (3000, 240), "per_genus": (200, 40), "max_test": (500, 60),
-                "max_val": (250, 40)}
+    defaults = {"per_superkingdom": (3000, 240), "per_genus": (200, 40), "max_test": (500, 50),
+                "max_val": (250, 30)}
     for key, (full, mini) in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, mini if args.mini else full)

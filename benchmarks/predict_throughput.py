@@ -90,26 +90,44 @@ def timed(fn: Callable[[], float], seconds: float, sync: Callable[[], None] = la
     return Rate(done / (time.perf_counter() - wall), done / (time.process_time() - cpu))
 
 
-def forward_flops(cfg: BertConfig, tokens: int, n_classes: list[int]) -> float:
-    """FLOPs (2 per multiply-add) of one forward pass over `tokens` tokens as hytax runs it:
-    `attention_flops` (every block in full: linear layers and attention products) less what the
-    last block skips by computing only the [CLS] row, plus the pooler and the all-in-one head.
-    Embeddings, layer norms, GELU and softmax are left out (a few % at most)."""
+@dataclass
+class Flops:
+    """FLOPs (2 per multiply-add) of one read: in linear layers, and in attention's two batched
+    products (queries x keys, weights x values), which run in floating point even with int8."""
+
+    linear: float
+    attention: float
+
+    @property
+    def total(self) -> float:
+        return self.linear + self.attention
+
+
+def forward_flops(cfg: BertConfig, tokens: int, n_classes: list[int]) -> Flops:
+    """One forward pass over `tokens` tokens as hytax runs it: every block in full
+    (`attention_flops`: linear layers and attention products) but the last, which computes
+    keys and values for all tokens and the rest for the [CLS] row alone; then the pooler and the
+    all-in-one head. Embeddings, layer norms, GELU and softmax are left out (a few % at most)."""
     h, i, t = cfg.hidden, cfg.intermediate, tokens
-    full_block = attention_flops(BertConfig(hidden=h, intermediate=i, layers=1), t)
-    # last block: keys and values for all tokens; query, output, feed-forward and one
-    # attention row for [CLS] alone
-    last_block = 2 * t * 2 * h * h + 2 * (2 * h * h + 2 * h * i) + 4 * t * h
+    block_attention = 4 * t * t * h
+    block_linear = attention_flops(BertConfig(hidden=h, intermediate=i, layers=1), t) - (
+        block_attention)
+    last_linear = 2 * t * 2 * h * h + 2 * (2 * h * h + 2 * h * i)
     head = sum(2 * (h + sum(n_classes[:r])) * n for r, n in enumerate(n_classes))
-    return (cfg.layers - 1) * full_block + last_block + 2 * h * h + head
+    return Flops(
+        linear=(cfg.layers - 1) * block_linear + last_linear + 2 * h * h + head,
+        attention=(cfg.layers - 1) * block_attention + 4 * t * h,
+    )
 
 
-def read_flops(bundle: ModelBundle, reads: list[Read], both_strands: bool) -> float:
+def read_flops(bundle: ModelBundle, reads: list[Read], both_strands: bool) -> Flops:
     """Mean FLOPs the predictor spends on one of `reads` (one window each here)."""
     n_classes = [len(bundle.classes(r)) for r in bundle.ranks]
     cfg = bundle.model.bert_config
     per_strand = [forward_flops(cfg, len(encode(r.seq)), n_classes) for r in reads]
-    return (2 if both_strands else 1) * sum(per_strand) / len(per_strand)
+    strands = 2 if both_strands else 1
+    return Flops(strands * sum(f.linear for f in per_strand) / len(per_strand),
+                 strands * sum(f.attention for f in per_strand) / len(per_strand))
 
 
 def matmul_peaks(device: torch.device, seconds: float) -> dict[str, Rate]:
@@ -140,15 +158,27 @@ def matmul_peaks(device: torch.device, seconds: float) -> dict[str, Rate]:
                 for name, product in products.items()}
 
 
-def share_of_peak(rate: Rate, flops: float, precision: str, peaks: dict[str, Rate],
+# which measured peak bounds each part of the model, per --precision
+PEAK_OF = {"fp32": ("fp32", "fp32"), "int8": ("int8", "fp32"), "bf16": ("bf16", "bf16")}
+
+
+def share_of_peak(rate: Rate, flops: Flops, precision: str, peaks: dict[str, Rate],
                   on_cpu: bool) -> str:
-    """Achieved FLOP/s and its share of each peak of `precision`'s arithmetic."""
-    text = f"{rate.wall * flops / 1e9:.0f} GFLOP/s ({flops / 1e9:.2f} GFLOP/read)"
-    for name, peak in peaks.items():
-        if name.split()[0] == precision:
-            text += f", {100 * rate.wall * flops / peak.wall:.0f} % of the {name} peak"
-            if on_cpu:
-                text += f" ({100 * rate.cpu * flops / peak.cpu:.0f} % per CPU-second)"
+    """Achieved FLOP/s, and the rate as a share of what the peaks allow: linear layers at the
+    peak of their arithmetic, attention products at the floating-point matmul peak."""
+    linear, attention = PEAK_OF[precision]
+
+    def allowed(clock: str) -> float:
+        """Reads per second (of `clock`: wall or cpu) if every product ran at its peak."""
+        return 1 / (flops.linear / getattr(peaks[linear], clock)
+                    + flops.attention / getattr(peaks[attention], clock))
+
+    text = (f"{rate.wall * flops.total / 1e9:.0f} GFLOP/s ({flops.total / 1e9:.2f} GFLOP/read, "
+            f"{100 * flops.linear / flops.total:.0f} % linear), "
+            f"{100 * rate.wall / allowed('wall'):.0f} % of what the {linear}/{attention} peaks "
+            "allow")
+    if on_cpu:
+        text += f" ({100 * rate.cpu / allowed('cpu'):.0f} % per CPU-second)"
     return text
 
 

@@ -27,6 +27,7 @@ from hytax.data import (
     read_labels,
 )
 from hytax.seqio import read_records, reverse_complement
+from hytax.taxonomy import Taxonomy
 
 TEST_ASSETS = REPO / "assets" / "test"
 
@@ -272,6 +273,10 @@ def test_genus_split_holds_out_whole_genera_per_superkingdom(by_genus: tuple[Pat
     assert {int(r["genus_taxid"]): r["split"] for r in rows} == {
         g: s for s, members in genera.items() for g in members}
     assert {r["genus"] for r in rows} >= {"Escherichia", "Saccharomyces", "Methanobrevibacter"}
+    # the fragments' lineages, for fine-tuning and evaluation without the full taxdump
+    subset = Taxonomy.load(outdir / "taxdump")
+    assert {subset.name(int(r["genus_taxid"])) for r in rows} == {r["genus"] for r in rows}
+    assert subset.ranks(511145) == {"superkingdom": BACTERIA, "phylum": 1224, "genus": 561}
 
 
 def test_reference_fragments_come_from_their_sequence(by_genus: tuple[Path, dict]) -> None:

@@ -340,7 +340,10 @@ def pipeline_args(
     for tool in ("mmseqs", "hytax"):
         if shutil.which(tool, path=path) is None:
             pytest.skip(f"`{tool}` not on PATH: the local run (outside the image) needs it")
-    args = ["--container", IMAGE]
+    # every module names its image (hytax:<version>); a withName selector overrides them all
+    image_config = tmp_path_factory.mktemp("config") / "image.config"
+    image_config.write_text(f"process {{ withName: '.*' {{ container = '{IMAGE}' }} }}\n")
+    args = ["-c", str(image_config)]
     default_model = REPO / "assets" / "models" / "hytax-mini"
     if default_model.is_dir() and any(default_model.iterdir()):
         # a snapshot, so that both runs see the same weights even if the bundled model is

@@ -213,7 +213,8 @@ def test_model_card_and_multiqc_content(tmp_path: Path, tiny_model_dir: Path) ->
     text = (card / "README.md").read_text()
     for expected in ("# card-test", "Source: ref.fa.gz", "train 10 fragments / 3 genera",
                      "never validated or tested): Viruses", "| test | Escherichia |",
-                     "- finetune: 5 steps, 2 epoch(s), 2 validations",
+                     "- finetune: 5 steps (the last in epoch 2), 2 validation(s)",
+                     "- Encoder: random weights",
                      "resumed from a checkpoint at step(s) [3]",
                      "| superkingdom | 1.5 | 0.700 | 92.0% | 41.0% |", "| phylum | 2.0 | none |",
                      "| superkingdom | 5 | 80.0% | 60.0% |",

@@ -139,6 +139,19 @@ def reference_args(db_outdir: Path, taxdump: bool = True) -> list[str]:
     return [*args, "--taxdump", str(TEST_DATA / "taxdump")] if taxdump else args
 
 
+def databases_sheet(folder: Path, db_outdir: Path, rows: list[str] | None = None) -> Path:
+    """A databases sheet of the two tiers the test run built (nt, then aa), or of `rows`."""
+    built = db_outdir / "reference"
+    rows = rows if rows is not None else [
+        f"nt,nucleotide,{built / 'reference' / 'mmseqs_db' / 'reference'},--min_aln_fraction 0.5",
+        f"aa,protein,{built / 'reference_proteins' / 'mmseqs_db' / 'reference_proteins'},"
+        "--min_identity genus=1.0;phylum=0.5",
+    ]
+    sheet = folder / "databases.csv"
+    sheet.write_text("db_name,db_type,db_path,db_params\n" + "".join(f"{r}\n" for r in rows))
+    return sheet
+
+
 def write_fastq(path: Path, records: list[tuple[str, str, str]]) -> Path:
     with gzip.open(path, "wt") as fh:
         for name, seq, qual in records:
@@ -272,8 +285,8 @@ def test_multiqc_reads_kraken_reports_and_our_sections(test_run: Run) -> None:
     html = (multiqc / "multiqc_report.html").read_text()
     missing = [section for section in SECTION_IDS if section not in html]
     assert not missing, f"MultiQC report lacks sections {missing}"
-    # the methods text states the routing actually used (test profile: the default 0.5)
-    assert "a best hit covering less than 0.5 of the read" in html
+    # the methods text states the routing actually used (test profile: the default 0.3)
+    assert "hits covering less than 0.3 of the read" in html
     versions = data / "multiqc_software_versions.txt"
     if versions.is_file():
         assert "mmseqs" in versions.read_text().lower()
@@ -383,11 +396,44 @@ def test_odd_read_ids_and_a_long_contig_round_trip(tmp_path: Path, test_run: Run
                ("ecoli_contig_140kb", ecoli[5_000:145_000])]
     fasta = tmp_path / "odd.fasta"
     fasta.write_text("".join(f">{name} some description\n{seq}\n" for name, seq in records))
-    run = ok(nextflow(tmp_path / "launch", "--reads", str(fasta),
-                      *reference_args(test_run.outdir)))
+    # both tiers the test run built, from a databases sheet
+    run = ok(nextflow(tmp_path / "launch", "--reads", str(fasta), "--databases",
+                      str(databases_sheet(tmp_path, test_run.outdir)),
+                      "--taxdump", str(TEST_DATA / "taxdump"), "--mmseqs_kmer_length", "13"))
     rows = read_tsv(run.outdir / "hytax" / "odd.hytax.tsv")
     assert [r["read_id"] for r in rows] == [name for name, _ in records]
+    for tier in ("nt", "aa"):
+        claims = read_tsv(run.outdir / "claims" / f"odd.{tier}.claims.tsv")
+        assert [r["read_id"] for r in claims] == [name for name, _ in records]
     for row in rows:
-        assert row["genus_source"] == NUCLEOTIDE_TIER, row
+        assert row["genus_source"] == "mmseqs2:nt", row
         assert row["genus_name"] == "Escherichia", row
     assert rows[-1]["length"] == "140000"
+
+
+def test_databases_sheet_errors_before_any_task(tmp_path: Path, test_run: Run) -> None:
+    built = test_run.outdir / "reference"
+    nt = built / "reference" / "mmseqs_db" / "reference"
+    aa = built / "reference_proteins" / "mmseqs_db" / "reference_proteins"
+    sheet = databases_sheet(tmp_path, test_run.outdir, [
+        f"nt,protein,{nt},",  # a nucleotide database said to be protein
+        f"aa,nucleotide,{aa},",  # and the reverse
+        f"nt,nucleotide,{nt},",  # a name twice
+        f"gone,nucleotide,{tmp_path / 'missing' / 'db'},",
+        f"odd,kraken9,{nt},",
+        f"bad,nucleotide,{nt},--min_aln_fraction 2",
+    ])
+    run = nextflow(tmp_path / "launch", "--reads", str(TEST_DATA / "sample2.fastq.gz"),
+                   "--databases", str(sheet), "--taxdump", str(TEST_DATA / "taxdump"))
+    assert run.returncode != 0
+    where = f"Databases sheet {sheet}, line"
+    for line, message in [
+        (2, f"db_path {nt}: a nucleotide database, but db_type says protein"),
+        (3, f"db_path {aa}: a protein database, but db_type says nucleotide"),
+        (4, "db_name 'nt' already on line 2"),
+        (5, "no db.dbtype, not an MMseqs2 database prefix"),
+        (6, "db_type 'kraken9': expected one of nucleotide, protein"),
+        (7, "db_params: --min_aln_fraction '2': expected a number in 0-1"),
+    ]:
+        assert f"{where} {line}: " in run.log and message in run.log, (message, run.log[-3000:])
+    assert "Submitted process" not in run.log

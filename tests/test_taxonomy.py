@@ -373,7 +373,6 @@ def test_damaged_compact_files_name_the_line(tmp_path: Path) -> None:
 
 _MODULE_WORKFLOW = """
 include { HYTAX_TAXONOMY } from '%s/modules/local/hytax_taxonomy'
-params.container = 'hytax'
 workflow {
     HYTAX_TAXONOMY(
         channel.value([[id: 'taxdump', prefix: null], file(params.taxdump)]),

@@ -40,7 +40,6 @@ workflow HYTAX_TRAIN {
 
     main:
     ch_versions = channel.empty()
-    def ch_taxdump = file(taxdump, checkIfExists: true)
     // the same folder for every run, made now so that containers can mount it
     def ch_checkpoints = file(checkpoint_dir)
     ch_checkpoints.mkdirs()
@@ -51,7 +50,7 @@ workflow HYTAX_TRAIN {
     HYTAX_FRAGMENTS(
         channel.value([[id: referenceId(fasta)], fasta]),
         file(tax_mapping, checkIfExists: true),
-        ch_taxdump
+        file(taxdump, checkIfExists: true)
     )
     ch_versions = ch_versions.mix(HYTAX_FRAGMENTS.out.versions)
 
@@ -67,15 +66,14 @@ workflow HYTAX_TRAIN {
     }
 
     // [meta, model/]
-    HYTAX_FINETUNE(HYTAX_FRAGMENTS.out.fragments, ch_encoder, ch_taxdump, ch_checkpoints)
+    HYTAX_FINETUNE(HYTAX_FRAGMENTS.out.fragments, ch_encoder, ch_checkpoints)
     ch_logs = ch_logs.mix(HYTAX_FINETUNE.out.metrics)
     ch_versions = ch_versions.mix(HYTAX_FINETUNE.out.versions)
 
     // [meta, model/, fragments/] -> the published model folder, evaluation, MultiQC files
     HYTAX_EVALUATE(
         HYTAX_FINETUNE.out.model.join(HYTAX_FRAGMENTS.out.fragments),
-        ch_logs.map { meta, log -> log }.collect(),
-        ch_taxdump
+        ch_logs.map { meta, log -> log }.collect()
     )
     ch_versions = ch_versions.mix(HYTAX_EVALUATE.out.versions)
 

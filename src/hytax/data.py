@@ -8,6 +8,10 @@ genera held out for the test set), and "genus": whole genera for training, valid
 in every superkingdom that has enough of them (what the pipeline's training entry uses, so that
 calibration and evaluation see genera the model never saw, as BERTax does in the pipeline).
 
+The output folder holds train/val/test FASTA and labels, fragments.json (what was done),
+genera.tsv (genus split) and taxdump/ (the fragments' lineages: names for fine-tuning and
+evaluation without the full NCBI dump).
+
 Genomes come from a table and a folder of FASTA files, or from one reference FASTA with a
 sequence -> taxid mapping (the inputs of the pipeline's MMseqs2 database; a "genome" is then the
 sequences of one taxid). Either way genomes are read one at a time and sampled by position, so
@@ -37,6 +41,7 @@ SPLIT_KINDS = ("similar", "nonsimilar", "genus")
 AMBIGUOUS_TABLE = bytes(0 if chr(b) in "ACGT" else 1 for b in range(256))
 # Genus split: a superkingdom needs one genus for each of training, validation and test.
 MIN_GENERA_TO_SPLIT = 3
+TAXDUMP_DIR = "taxdump"  # in the output folder: the fragments' lineages
 
 
 class FragmentError(HytaxError):
@@ -660,6 +665,10 @@ def make_fragments(
         write_heldout(heldout_path, heldout, fragments)
     for name, members in splits.items():
         write_split(members, outdir / f"{name}.fa", outdir / f"{name}.labels.tsv")
+    # the lineages of these fragments: what training needs of the taxonomy, without loading a
+    # full NCBI dump (gigabytes) again
+    taxonomy.write_dump(taxonomy.closure({f.genome.taxid for f in fragments}),
+                        outdir / TAXDUMP_DIR)
 
     summary = {
         **_source_info(source),
@@ -679,6 +688,7 @@ def make_fragments(
         "short_sequences": short_sequences,
         "taxa_without_genus_dropped": dropped,
         "heldout_genera_file": str(heldout_path) if heldout_path else None,
+        "taxdump_subset": str(outdir / TAXDUMP_DIR),
     }
     if options.split == "genus":
         summary["genera_file"] = str(outdir / "genera.tsv")

@@ -674,8 +674,8 @@ def model_card(config: dict, summary: dict, fragments: dict, genera: list[dict[s
     ]
     for stage, records in logs.items():
         last = records[-1] if records else {}
-        lines.append(f"- {stage}: {last.get('step', 0)} steps, {last.get('epoch', 0)} epoch(s), "
-                     f"{len(records)} validations")
+        lines.append(f"- {stage}: {last.get('step', 0)} steps (the last in epoch "
+                     f"{last.get('epoch', 0)}), {len(records)} validation(s)")
     lines.append(
         f"- Fine-tuning: batch {training.get('batch_size')}, peak learning rate "
         f"{training.get('lr')}, best step {training.get('best_step')} of {training.get('steps')}"

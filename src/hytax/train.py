@@ -462,10 +462,19 @@ class Job:
 
 
 def lr_factor(
-    step: int, warmup: int, total: int, schedule: str, time_share: float = 0.0
+    step: int, warmup: int, total: int, schedule: str, time_share: float = 0.0,
+    time_warmup: float = 0.0,
 ) -> float:
-    """Warm-up, then decay over the steps or, if further along, over the time (`time_share`)."""
-    if step < warmup:
+    """Warm-up, then decay over the steps or, if further along, over the time (`time_share`).
+
+    `time_warmup` warms up over that share of the time instead of `warmup` steps: a run stopped
+    by its time limit has no step count to take a fraction of.
+    """
+    if time_warmup:
+        if time_share < time_warmup:
+            return max(time_share / time_warmup, 1e-3)
+        time_share = (time_share - time_warmup) / (1 - time_warmup)
+    elif step < warmup:
         return (step + 1) / warmup
     progress = min(1.0, max((step - warmup) / max(1, total - warmup), time_share))
     if schedule == "cosine":
@@ -531,14 +540,15 @@ def run_loop(
 
     per_epoch = math.ceil(len(job.train_lengths) / loop.batch_size)
     total = loop.max_steps or per_epoch * loop.max_epochs
-    warmup = int(loop.warmup if loop.warmup >= 1 else loop.warmup * total)
+    by_time = bool(loop.decay_by_time and loop.time_limit)
+    time_warmup = loop.warmup if by_time and loop.warmup < 1 else 0.0
+    warmup = 0 if time_warmup else int(loop.warmup if loop.warmup >= 1 else loop.warmup * total)
     progress = Progress(loop.progress, total, state.step, loop.log_every)
     t0, seen, losses = time.monotonic(), 0, []
     clock, seconds_before = time.monotonic(), state.seconds
     limit_s = loop.time_limit * 60
     budget_s = limit_s - seconds_before if loop.time_limit_total else limit_s
     deadline = clock + budget_s if loop.time_limit else math.inf
-    by_time = bool(loop.decay_by_time and loop.time_limit)
     last_save = last_eval = clock
     eval_gap = loop.eval_minutes * 60  # grows with slow validations, see evaluate_now
 
@@ -597,9 +607,12 @@ def run_loop(
     while not stop and state.epoch < loop.max_epochs:
         batches = epoch_batches(job.train_lengths, loop.batch_size, loop.seed, state.epoch)
         for b in range(state.batch_in_epoch, len(batches)):
-            share = (time.monotonic() - clock) / budget_s if by_time and budget_s > 0 else 0.0
+            # the schedule runs over the whole time limit, resumed runs included
+            spent = time.monotonic() - clock + (seconds_before if loop.time_limit_total else 0)
+            share = spent / limit_s if by_time else 0.0
             for group in optimizer.param_groups:
-                group["lr"] = lr * lr_factor(state.step, warmup, total, loop.schedule, share)
+                group["lr"] = lr * lr_factor(state.step, warmup, total, loop.schedule, share,
+                                             time_warmup)
             rng = np.random.default_rng([loop.seed, state.epoch, b + 1])
             gen = torch.Generator().manual_seed(loop.seed * 1_000_003 + state.step)
             with autocast():
@@ -708,8 +721,8 @@ def describe_encoder(info: dict | None) -> str:
     if info.get("format") == "model":
         return f"the encoder of the model {info.get('name')}"
     training = info.get("training", {})
-    return (f"pre-trained on these fragments ({training.get('steps')} steps, "
-            f"{training.get('epochs')} epochs) from {training.get('start', 'random weights')}")
+    return (f"pre-trained on these fragments ({training.get('steps')} steps) from "
+            f"{training.get('start', 'random weights')}")
 
 
 def _encoder_file(folder: Path | None) -> Path | None:

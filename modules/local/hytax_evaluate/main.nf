@@ -7,7 +7,6 @@ process HYTAX_EVALUATE {
     input:
     tuple val(meta), path(model, stageAs: 'trained'), path(fragments)  // fine-tuned model, hytax fragments folder
     path metrics, stageAs: 'logs/*'                                    // <prefix>.<stage>.metrics.jsonl of each training step
-    path taxdump, stageAs: 'taxdump'                                   // NCBI taxdump folder (names)
 
     output:
     tuple val(meta), path("${prefix}_model")      , emit: model       // weights, config, README.md card, figures
@@ -38,7 +37,7 @@ process HYTAX_EVALUATE {
         --truth ${fragments}/test.labels.tsv \\
         --probabilities test.probabilities.jsonl \\
         --model trained \\
-        --taxdump ${taxdump} \\
+        --taxdump ${fragments}/taxdump \\
         --outdir ${prefix}_evaluation \\
         --multiqc multiqc \\
         --card ${prefix}_model \\

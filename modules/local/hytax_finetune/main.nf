@@ -10,7 +10,6 @@ process HYTAX_FINETUNE {
     input:
     tuple val(meta), path(fragments)                  // hytax fragments folder
     path encoder                                      // pre-trained encoder or model folder, or [] (random weights)
-    path taxdump, stageAs: 'taxdump'                  // NCBI taxdump folder (class names)
     path checkpoints, stageAs: 'checkpoints'          // kept between runs: training resumes from it
 
     output:
@@ -34,7 +33,7 @@ process HYTAX_FINETUNE {
     """
     hytax finetune \\
         --data ${fragments} \\
-        --taxdump ${taxdump} \\
+        --taxdump ${fragments}/taxdump \\
         --outdir ${prefix}_finetuned \\
         --workdir checkpoints/${prefix}/finetune \\
         --resume auto \\

@@ -10,7 +10,8 @@ process HYTAX_FRAGMENTS {
     path taxdump, stageAs: 'taxdump'           // NCBI taxdump folder
 
     output:
-    // train/val/test.fa and .labels.tsv, fragments.json (summary), genera.tsv (genus -> split)
+    // train/val/test.fa and .labels.tsv, fragments.json (summary), genera.tsv (genus -> split),
+    // taxdump/ (the fragments' lineages)
     tuple val(meta), path("${prefix}_fragments")       , emit: fragments
     tuple val(meta), path("${prefix}.fragments.json")  , emit: summary  // the folder's, for publishing
     tuple val(meta), path("${prefix}.genera.tsv")      , emit: genera   // the folder's, for publishing
@@ -44,7 +45,8 @@ process HYTAX_FRAGMENTS {
     stub:
     prefix = task.ext.prefix ?: "${meta.id}"
     """
-    mkdir ${prefix}_fragments
+    mkdir -p ${prefix}_fragments/taxdump
+    touch ${prefix}_fragments/taxdump/nodes.dmp ${prefix}_fragments/taxdump/names.dmp
     for split in train val test; do
         touch ${prefix}_fragments/\$split.fa ${prefix}_fragments/\$split.labels.tsv
     done

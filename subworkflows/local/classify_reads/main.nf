@@ -62,7 +62,7 @@ workflow CLASSIFY_READS {
         .map { tier_meta, claims -> [groupKey(tier_meta.sample, tier_meta.n_tiers), [tier_meta.tier, claims]] }
         .groupTuple()
         .map { key, tier_claims -> [key.target, tier_claims.sort { it[0] }.collect { it[1] }] }
-        .join(ch_units, failOnDuplicate: true, failOnMismatch: true)
+        .join(ch_units, failOnDuplicate: true)
         .map { meta, claims, units -> [meta, units, claims] }
     // [meta, kept.tsv], [meta, routed.fasta.gz]
     HYTAX_ROUTE(ch_route_input)

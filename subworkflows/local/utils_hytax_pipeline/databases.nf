@@ -107,6 +107,8 @@ def readDatabases(String sheet_path, taxdump) {
             problems << "db_name '${row.db_name}': letters, digits, '.', '_' and '-' only"
         } else if (seen.containsKey(row.db_name)) {
             problems << "db_name '${row.db_name}' already on line ${seen[row.db_name]}"
+        } else {
+            seen[row.db_name] = n
         }
         if (!(row.db_type in dbTypes())) {
             problems << "db_type '${row.db_type}': expected one of ${dbTypes().join(', ')}"
@@ -128,7 +130,6 @@ def readDatabases(String sheet_path, taxdump) {
             errors += problems.collect { "${where(n)}: ${it}" }
             return
         }
-        seen[row.db_name] = n
         def db = file(row.db_path)
         def meta = [id: row.db_name, prefix: db.name, db_type: row.db_type,
                     mmseqs_args: params.mmseqs_args.join(' '),

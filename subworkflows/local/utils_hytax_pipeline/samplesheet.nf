@@ -160,6 +160,11 @@ def sheetSample(sheet, String id, List runs, List errors) {
         def short_runs = runs.findAll { !it.long_reads }
         errors << "Samplesheet ${sheet}, ${lines(runs)}: sample '${id}' mixes long-read (${lines(long_runs)}) and short-read (${lines(short_runs)}) runs; give them different sample names"
     }
+    // the files of a sample are staged into one task folder, so their names must differ
+    def by_name = runs.collectMany { run -> run.files.collect { [it.name, run] } }.groupBy { it[0] }
+    by_name.findAll { name, uses -> uses.size() > 1 }.each { name, uses ->
+        errors << "Samplesheet ${sheet}, ${lines(uses*.get(1).unique())}: sample '${id}' has more than one file named '${name}'; the runs of a sample are read side by side, so rename one"
+    }
     def meta = [id: id, single_end: !paired, long_reads: !long_runs.isEmpty()]
     return [meta, runs.collectMany { it.files }]
 }
