@@ -67,7 +67,7 @@ lint-nfcore: nfcore-tools nextflow
 	PATH=$(CURDIR):$$PATH NXF_OFFLINE=true NFCORE_NO_VERSION_CHECK=1 \
 	    $(VENV_NFCORE)/bin/nf-core pipelines lint --dir . --plain-text
 
-test: setup lint lint-nfcore report-tools
+test: setup slurm lint lint-nfcore report-tools
 	$(VENV)/bin/pytest -ra
 
 test-unit: python
