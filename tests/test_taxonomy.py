@@ -457,3 +457,28 @@ def test_missing_parent_and_missing_files(tmp_path: Path) -> None:
     (tmp_path / "db_taxonomy").write_bytes(b"\0")
     with pytest.raises(HytaxError, match="tax-db-mode 0"):
         Taxonomy.load(tmp_path / "db")
+
+
+def test_a_database_named_by_another_taxonomy_is_refused(tmp_path: Path) -> None:
+    """A seqTaxDB keeps its taxonomy's names beside its mapping; GTDB-built ones use taxids
+    that NCBI uses for other taxa, so the names are what tells them apart."""
+    from hytax.taxonomy import check_database_names
+
+    dump = Path(__file__).resolve().parents[1] / "assets" / "test" / "taxdump"
+    taxonomy = Taxonomy.load(dump)
+    taxids = [t for t in (511145, 158879, 83332, 10710, 2697049) if t in taxonomy]
+    assert len(taxids) >= 4
+    mapping = tmp_path / "ref_mapping"
+    mapping.write_text("".join(f"{key}\t{taxid}\n" for key, taxid in enumerate(taxids)))
+    names = tmp_path / "ref_names.dmp"
+    names.write_text((dump / "names.dmp").read_text())
+    check_database_names(taxonomy, mapping)  # built on this taxdump: accepted
+
+    # the same taxids named as a GTDB-based database names its own taxa
+    names.write_text("".join(f"{t}\t|\ts__Genus{i} species\t|\t\t|\tscientific name\t|\n"
+                             for i, t in enumerate(taxids)))
+    with pytest.raises(HytaxError, match=r"ref_mapping: \d+ of \d+ taxa .* another taxonomy"):
+        check_database_names(taxonomy, mapping)
+    # through the command that every run's taxonomy step is
+    with pytest.raises(HytaxError, match="another taxonomy"):
+        write_compact_taxonomy(dump, [mapping], [], tmp_path / "t.hytax.tsv")

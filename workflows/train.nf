@@ -41,8 +41,8 @@ workflow HYTAX_TRAIN {
     main:
     ch_versions = channel.empty()
     // the same folder for every run, made now so that containers can mount it
-    def ch_checkpoints = file(checkpoint_dir)
-    ch_checkpoints.mkdirs()
+    def checkpoints = file(checkpoint_dir)
+    checkpoints.mkdirs()
     def start = encoder ? file(encoder, checkIfExists: true) : []
 
     // [meta, fragments/]: meta.id names the model after the reference file
@@ -57,7 +57,7 @@ workflow HYTAX_TRAIN {
     // encoder for fine-tuning: the pre-trained one, --model's, or none
     ch_logs = channel.empty()
     if (pretrain) {
-        HYTAX_PRETRAIN(HYTAX_FRAGMENTS.out.fragments, start, ch_checkpoints)
+        HYTAX_PRETRAIN(HYTAX_FRAGMENTS.out.fragments, start, checkpoints)
         ch_encoder = HYTAX_PRETRAIN.out.encoder.map { meta, folder -> folder }
         ch_logs = ch_logs.mix(HYTAX_PRETRAIN.out.metrics)
         ch_versions = ch_versions.mix(HYTAX_PRETRAIN.out.versions)
@@ -66,7 +66,7 @@ workflow HYTAX_TRAIN {
     }
 
     // [meta, model/]
-    HYTAX_FINETUNE(HYTAX_FRAGMENTS.out.fragments, ch_encoder, ch_checkpoints)
+    HYTAX_FINETUNE(HYTAX_FRAGMENTS.out.fragments, ch_encoder, checkpoints)
     ch_logs = ch_logs.mix(HYTAX_FINETUNE.out.metrics)
     ch_versions = ch_versions.mix(HYTAX_FINETUNE.out.versions)
 

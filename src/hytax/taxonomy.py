@@ -585,7 +585,44 @@ def write_compact_taxonomy(
     wanted = _wanted([Path(p) for p in taxid_files], [Path(m) for m in model_dirs])
     taxonomy = Taxonomy.load(taxdump)
     keep = lineage_closure(taxonomy, wanted)
+    for path in taxid_files:
+        check_database_names(taxonomy, Path(path))
     return taxonomy.write_compact(keep, Path(output))
+
+
+# more differing names than this share means another taxonomy, not another release of NCBI's
+_MAX_RENAMED = 0.1
+
+
+def check_database_names(taxonomy: Taxonomy, mapping: Path) -> None:
+    """An MMseqs2 seqTaxDB keeps the names of its taxonomy beside its `<db>_mapping`
+    (`<db>_names.dmp`). Taxids of another taxonomy (GTDB's, in seqTaxDBs that `mmseqs databases`
+    builds) are small numbers that NCBI also uses for other taxa, so they resolve without error
+    and would be merged silently with NCBI's; their names give them away."""
+    if not mapping.name.endswith("_mapping"):
+        return
+    names_dmp = mapping.with_name(mapping.name.removesuffix("_mapping") + "_names.dmp")
+    if not names_dmp.is_file():
+        return
+    taxids = {t for t in read_taxid_file(mapping) if t != _NO_TAXON}
+    theirs: dict[int, str] = {}
+    with _open_text(names_dmp) as fh:
+        for line in fh:
+            fields = line.split("\t|\t")
+            if len(fields) >= 4 and fields[3].startswith("scientific name"):
+                taxid = int(fields[0]) if fields[0].isdigit() else -1
+                if taxid in taxids:
+                    theirs[taxid] = fields[1]
+    differ = [(t, name) for t, name in sorted(theirs.items())
+              if taxonomy.name(taxonomy.resolve(t)) != name]
+    if theirs and len(differ) > _MAX_RENAMED * len(theirs):
+        taxid, name = differ[0]
+        raise TaxonomyError(
+            f"{mapping}: {len(differ)} of {len(theirs)} taxa of this database have other names "
+            f"in {names_dmp} than in the run's taxonomy {taxonomy.source} (taxid {taxid}: "
+            f"'{name}' there, '{taxonomy.name(taxonomy.resolve(taxid))}' here): the database was "
+            "built on another taxonomy (GTDB's?). Classify with it in a run of its own, with its "
+            "own taxdump (--taxdump), or rebuild it with this run's taxdump")
 
 
 def write_subset(taxdump: str | Path, taxids_file: str | Path, outdir: str | Path) -> None:

@@ -76,7 +76,7 @@ workflow PREPARE_REFERENCE {
     // model can name (their lineages and merged ids) is what every per-sample step loads.
     // An unknown taxid in a tier's mapping (a database built on another taxonomy) stops here.
     ch_mappings = ch_tiers.map { tiers ->
-        tiers.collect { db_meta, folder -> folder.resolve("${db_meta.prefix}_mapping") }.findAll { it.exists() }
+        tiers.collect { db_meta, folder -> folder.resolve("${db_meta.prefix}_mapping") }
     }
     HYTAX_TAXONOMY(ch_full_taxonomy, ch_mappings, file(p.model, checkIfExists: true))
     ch_taxdump = HYTAX_TAXONOMY.out.taxonomy.map { meta, compact -> [[id: 'taxonomy', prefix: null], compact] }

@@ -38,8 +38,9 @@ def checkMmseqsDb(String prefix, taxdump, String what, String expected_type = nu
     } else if (expected_type && type != expected_type) {
         errors << "${what} ${prefix}: a ${type} database, but db_type says ${expected_type}"
     }
-    if (!file("${prefix}_taxonomy").exists() && !file("${prefix}_mapping").exists()) {
-        errors << "${what} ${prefix}: no ${db.name}_taxonomy or ${db.name}_mapping: not a seqTaxDB (run mmseqs createtaxdb)"
+    // <db>_mapping names every taxon the database can answer (the run's compact taxonomy is made of them)
+    if (!file("${prefix}_mapping").exists()) {
+        errors << "${what} ${prefix}: no ${db.name}_mapping: not a seqTaxDB (run mmseqs createtaxdb)"
     }
     if (!taxdump && !(file("${prefix}_nodes.dmp").exists() && file("${prefix}_names.dmp").exists())) {
         errors << "${what} ${prefix}: no ${db.name}_nodes.dmp/_names.dmp next to it; pass the taxdump it was built from with --taxdump"
