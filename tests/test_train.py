@@ -171,11 +171,14 @@ def test_learning_rate_decays_over_the_time_limit_when_that_runs_out_first() -> 
     assert lr_factor(109, 10, 1000, "linear", time_share=0.75) == pytest.approx(0.25)
     assert lr_factor(109, 10, 1000, "linear", time_share=0.05) == pytest.approx(0.9)
     assert lr_factor(109, 10, 1000, "cosine", time_share=1.2) == pytest.approx(0.0)
-    # warm-up over the first 10 % of the time (the pipeline's runs have no useful step count)
-    assert lr_factor(50, 0, 10**6, "linear", time_share=0.05, time_warmup=0.1) == \
+    # with epochs as good as unbounded (the pipeline's runs), the warm-up ends with the first
+    # 10 % of the time long before its 10**5 steps, and the decay runs over the rest
+    assert lr_factor(50, 10**5, 10**6, "linear", time_share=0.05, time_warmup=0.1) == \
         pytest.approx(0.5)
-    assert lr_factor(50, 0, 10**6, "linear", time_share=0.55, time_warmup=0.1) == \
-        pytest.approx(0.5, abs=1e-4)
+    assert lr_factor(50, 10**5, 10**6, "linear", time_share=0.55, time_warmup=0.1) == \
+        pytest.approx(0.5)
+    # and a run that reaches its warm-up steps first warms up by steps
+    assert lr_factor(4, 10, 100, "linear", time_share=0.01, time_warmup=0.1) == pytest.approx(0.5)
 
 
 # --- fine-tuning on real genomes -----------------------------------------------------------------

@@ -467,15 +467,16 @@ def lr_factor(
 ) -> float:
     """Warm-up, then decay over the steps or, if further along, over the time (`time_share`).
 
-    `time_warmup` warms up over that share of the time instead of `warmup` steps: a run stopped
-    by its time limit has no step count to take a fraction of.
+    With `time_warmup` (a share of the time) the warm-up also ends when that share of the time
+    has passed, if sooner than `warmup` steps: a run stopped by its time limit may never reach
+    a step count taken as a fraction of its epochs.
     """
+    warm = (step + 1) / warmup if warmup else 1.0
     if time_warmup:
-        if time_share < time_warmup:
-            return max(time_share / time_warmup, 1e-3)
+        warm = max(warm, time_share / time_warmup)
         time_share = (time_share - time_warmup) / (1 - time_warmup)
-    elif step < warmup:
-        return (step + 1) / warmup
+    if warm < 1:
+        return warm
     progress = min(1.0, max((step - warmup) / max(1, total - warmup), time_share))
     if schedule == "cosine":
         return 0.5 * (1 + math.cos(math.pi * progress))
@@ -542,7 +543,7 @@ def run_loop(
     total = loop.max_steps or per_epoch * loop.max_epochs
     by_time = bool(loop.decay_by_time and loop.time_limit)
     time_warmup = loop.warmup if by_time and loop.warmup < 1 else 0.0
-    warmup = 0 if time_warmup else int(loop.warmup if loop.warmup >= 1 else loop.warmup * total)
+    warmup = int(loop.warmup if loop.warmup >= 1 else loop.warmup * total)
     progress = Progress(loop.progress, total, state.step, loop.log_every)
     t0, seen, losses = time.monotonic(), 0, []
     clock, seconds_before = time.monotonic(), state.seconds
@@ -631,7 +632,8 @@ def run_loop(
                 (loop.eval_every and state.step % loop.eval_every == 0)
                 or (loop.eval_minutes and now - last_eval > eval_gap)
             ):
-                stop = evaluate_now()
+                # a validation that ran into the time limit is the last one
+                stop = evaluate_now() or at_limit()
             elif loop.checkpoint_minutes and now - last_save > loop.checkpoint_minutes * 60:
                 save()
             if stop or limit:
