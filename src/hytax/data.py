@@ -33,6 +33,7 @@ import numpy as np
 
 from hytax.errors import HytaxError
 from hytax.seqio import read_records, reverse_complement
+from hytax.tables import read_seq2taxid
 from hytax.taxonomy import RANKS, Taxonomy
 
 LABEL_COLUMNS = ("read_id", *(f"{r}_taxid" for r in RANKS), "genome_id")
@@ -156,9 +157,7 @@ def index_reference(reference: ReferenceFasta, min_length: int) -> tuple[list[Ge
 
     Every sequence needs a taxid: one the mapping lacks is an error naming it.
     """
-    from hytax.genes import read_mapping
-
-    tax_of = read_mapping(reference.mapping)
+    tax_of = read_seq2taxid(reference.mapping)
     genomes: dict[int, Genome] = {}
     unmapped: list[str] = []
     short = 0

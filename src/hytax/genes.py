@@ -25,7 +25,7 @@ import pyrodigal
 from hytax.atomic import atomic_path
 from hytax.errors import HytaxError
 from hytax.seqio import read_records
-from hytax.tables import open_text_out, tsv_rows
+from hytax.tables import open_text_out, read_seq2taxid
 
 # Prodigal needs 20 kb to train and recommends 100 kb; training on more than a few Mb buys
 # nothing, so long chromosomes train on their start
@@ -41,20 +41,6 @@ class GeneStats:
     genes: int = 0
     single_mode: int = 0
     unmapped: int = 0
-
-
-def read_mapping(path: Path) -> dict[str, int]:
-    """sequence id -> taxid from a seq2taxid TSV (`mmseqs createtaxdb --tax-mapping-file`)."""
-    out: dict[str, int] = {}
-    for number, fields in tsv_rows(path):
-        if len(fields) < 2:
-            raise HytaxError(f"{path}: line {number}: expected 'sequence id<TAB>taxid'")
-        try:
-            out[fields[0]] = int(fields[-1])
-        except ValueError:
-            raise HytaxError(f"{path}: line {number}: taxid '{fields[-1]}' is not an integer") \
-                from None
-    return out
 
 
 def safe_id(seq_id: str) -> str:
@@ -95,7 +81,7 @@ def write_proteins(*, fasta: str | Path, mapping: str | Path, proteins_out: str 
                    mapping_out: str | Path) -> GeneStats:
     """Write the proteins (FASTA) and their taxid mapping (TSV) for `mmseqs createtaxdb`."""
     stats = GeneStats()
-    tax_of = read_mapping(Path(mapping))
+    tax_of = read_seq2taxid(Path(mapping))
     with atomic_path(proteins_out) as faa_tmp, atomic_path(mapping_out) as map_tmp, \
             open_text_out(faa_tmp) as faa, open_text_out(map_tmp) as tsv:
         for protein_id, aa, taxid in proteins(Path(fasta), tax_of, stats):

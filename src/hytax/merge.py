@@ -16,8 +16,8 @@ from hytax.tables import (
     MergedWriter,
     Prediction,
     Slot,
+    claims_beside,
     open_text_out,
-    read_claims,
     read_predictions,
 )
 from hytax.taxonomy import RANKS, Taxonomy, TaxonomyError
@@ -78,27 +78,14 @@ def _joined(units: Path, claims: Path, bertax: Path,
             taxonomy: Taxonomy) -> Iterator[tuple[str, str, Claim, Prediction | None]]:
     """(read id, sequence, kept claim, prediction or None) per prepared read. Claims list every
     read in order, predictions the routed reads in order, so all three stream side by side."""
-    claim_rows = read_claims(claims)
     predictions = read_predictions(bertax)
     pending = next(predictions, None)
-    n = 0
-    for n, read in enumerate(read_records(units), start=1):
-        item = next(claim_rows, None)
-        if item is None:
-            raise HytaxError(f"{claims}: has no row for read {n} ('{read.id}') of {units}")
-        line, claim = item
-        if claim.read_id != read.id:
-            raise HytaxError(f"{claims}: line {line}: read '{claim.read_id}' where read {n} of "
-                             f"{units} is '{read.id}'")
+    for read, claim in claims_beside(units, read_records(units), claims):
         prediction = None
         if pending is not None and pending[1].read_id == read.id:
             prediction = _resolved(taxonomy, pending[1], bertax, pending[0])
             pending = next(predictions, None)
         yield read.id, read.seq, claim, prediction
-    extra = next(claim_rows, None)
-    if extra is not None:
-        raise HytaxError(f"{claims}: line {extra[0]}: read '{extra[1].read_id}' is not in the "
-                         f"prepared reads {units}")
     if pending is not None:
         raise HytaxError(f"{bertax}: line {pending[0]}: read '{pending[1].read_id}' is not in "
                          f"the prepared reads {units} (or not in their order)")

@@ -8,6 +8,7 @@ in `below_rank` mode) is kept when no later tier closes the read, and BERTax fil
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 from hytax.atomic import atomic_path
 from hytax.errors import HytaxError
 from hytax.seqio import Read, read_records
-from hytax.tables import Claim, open_text_out, read_claims, write_claims
+from hytax.tables import Claim, claims_beside, open_text_out, write_claims
 from hytax.taxonomy import RANKS
 
 ROUTE_MODES = ("unclassified", "below_rank")
@@ -89,28 +90,15 @@ def _check_mode(mode: str, route_rank: str) -> None:
 
 
 def _tier_rows(units: Path, tiers: list[Path]) -> Iterator[tuple[Read, list[Claim]]]:
-    """Each prepared read with its claim from every tier; the tables must list the same reads
-    in the same order (each tier's converter writes one row per prepared read)."""
-    readers = [read_claims(path) for path in tiers]
-    n = 0
-    for n, read in enumerate(read_records(units), start=1):
-        row: list[Claim] = []
-        for path, reader in zip(tiers, readers, strict=True):
-            item = next(reader, None)
-            if item is None:
-                raise HytaxError(f"{path}: ends before read {n} ('{read.id}') of {units}")
-            line, claim = item
-            if claim.read_id != read.id:
-                raise HytaxError(f"{path}: line {line}: read '{claim.read_id}' where read {n} of "
-                                 f"{units} is '{read.id}'; were the claims made from another "
-                                 "sample?")
-            row.append(claim)
-        yield read, row
-    for path, reader in zip(tiers, readers, strict=True):
-        extra = next(reader, None)
-        if extra is not None:
-            raise HytaxError(f"{path}: line {extra[0]}: read '{extra[1].read_id}' is not in the "
-                             f"prepared reads {units} ({n} reads)")
+    """Each prepared read with its claim from every tier; every tier's table lists the same
+    reads in the same order (each tier's converter writes one row per prepared read), so the
+    reads are read once and every table beside them."""
+    if not tiers:
+        raise HytaxError("route: no claims table (give one --claims per tier)")
+    copies = itertools.tee(read_records(units), len(tiers))
+    beside = [claims_beside(units, reads, path) for reads, path in zip(copies, tiers, strict=True)]
+    for row in zip(*beside, strict=True):
+        yield row[0][0], [claim for _, claim in row]
 
 
 def route(

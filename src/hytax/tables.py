@@ -20,6 +20,7 @@ from typing import TextIO
 
 from hytax.atomic import atomic_path
 from hytax.errors import HytaxError
+from hytax.seqio import Read
 from hytax.taxonomy import RANKS
 
 NO_SOURCE = "none"
@@ -100,6 +101,14 @@ def _header(path: Path, rows: Iterator[tuple[int, list[str]]], columns: tuple[st
     return [header.index(column) for column in columns]
 
 
+def _required_header(path: Path, rows: Iterator[tuple[int, list[str]]],
+                     columns: tuple[str, ...], what: str) -> list[int]:
+    index = _header(path, rows, columns, what)
+    if index is None:
+        raise HytaxError(f"{path}: empty file, expected {what} with a header")
+    return index
+
+
 def _fields(path: Path, number: int, fields: list[str], index: list[int]) -> list[str]:
     if len(fields) <= max(index):
         raise HytaxError(f"{path}: line {number}: {len(fields)} columns, expected at least "
@@ -157,9 +166,7 @@ def read_claims(path: str | Path) -> Iterator[tuple[int, Claim]]:
     """(line, claim) of every row of a claims table, in file order."""
     path = Path(path)
     rows = tsv_rows(path)
-    index = _header(path, rows, CLAIM_COLUMNS, "a hytax claims table")
-    if index is None:
-        raise HytaxError(f"{path}: empty file, expected a hytax claims table with a header")
+    index = _required_header(path, rows, CLAIM_COLUMNS, "a hytax claims table")
     rank_columns = CLAIM_COLUMNS[8:]
     for number, fields in rows:
         v = _fields(path, number, fields, index)
@@ -173,6 +180,40 @@ def read_claims(path: str | Path) -> Iterator[tuple[int, Claim]]:
             evalue=parse_float(path, number, v[6], "evalue"),
             bits=parse_float(path, number, v[7], "bits"),
         )
+
+
+def claims_beside(units: Path, reads: Iterator[Read], path: Path) -> Iterator[tuple[Read, Claim]]:
+    """(read, its claim) per prepared read: a claims table lists every read in read order, so
+    it is read side by side with the reads; any gap, stray or extra row names the line."""
+    rows = read_claims(path)
+    n = 0
+    for n, read in enumerate(reads, start=1):
+        item = next(rows, None)
+        if item is None:
+            raise HytaxError(f"{path}: has no row for read {n} ('{read.id}') of {units}")
+        line, claim = item
+        if claim.read_id != read.id:
+            raise HytaxError(f"{path}: line {line}: read '{claim.read_id}' where read {n} of "
+                             f"{units} is '{read.id}'; were the claims made from another "
+                             "sample?")
+        yield read, claim
+    extra = next(rows, None)
+    if extra is not None:
+        raise HytaxError(f"{path}: line {extra[0]}: read '{extra[1].read_id}' is not in the "
+                         f"prepared reads {units} ({n} reads)")
+
+
+# --- seq2taxid --------------------------------------------------------------------------------
+
+
+def read_seq2taxid(path: Path) -> dict[str, int]:
+    """sequence id -> taxid from a seq2taxid TSV (`mmseqs createtaxdb --tax-mapping-file`)."""
+    out: dict[str, int] = {}
+    for number, fields in tsv_rows(path):
+        if len(fields) < 2:
+            raise HytaxError(f"{path}: line {number}: expected 'sequence id<TAB>taxid'")
+        out[fields[0]] = parse_int(path, number, fields[-1], "taxid")
+    return out
 
 
 # --- predictions ------------------------------------------------------------------------------
@@ -256,9 +297,7 @@ def read_merged(path: str | Path) -> Iterator[tuple[int, MergedRow]]:
     """(line, row) of every read of a merged table."""
     path = Path(path)
     rows = tsv_rows(path)
-    index = _header(path, rows, MERGED_COLUMNS, "a hytax merged table")
-    if index is None:
-        raise HytaxError(f"{path}: empty file, expected a hytax merged table with a header")
+    index = _required_header(path, rows, MERGED_COLUMNS, "a hytax merged table")
     for number, fields in rows:
         v = _fields(path, number, fields, index)
         slots = []
