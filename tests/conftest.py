@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,23 @@ def full_taxonomy() -> Taxonomy:
     if not (TAXDUMP_2013 / "nodes.dmp.gz").is_file():
         pytest.fail(f"real taxdump not found at {TAXDUMP_2013} (set HYTAX_SHARED_DATA)")
     return Taxonomy.load(TAXDUMP_2013)
+
+
+# Folders that session-scoped fixtures make: later modules still use them.
+SESSION_FOLDERS = ("tiny_model",)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _free_disk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Remove what a test module wrote once the module is done. The pipeline tests each build
+    MMseqs2 indexes (0.5-1.5 GB a run): kept for the whole session they fill a CI machine's
+    disk (a CI run stopped on "No space left on device" at 18 GB)."""
+    base = tmp_path_factory.getbasetemp()
+    before = set(base.iterdir())
+    yield
+    for folder in set(base.iterdir()) - before:
+        if folder.is_dir() and not folder.name.startswith(SESSION_FOLDERS):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
