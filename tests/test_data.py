@@ -297,6 +297,25 @@ def test_reference_fragments_come_from_their_sequence(by_genus: tuple[Path, dict
     assert all(150 <= n <= 300 for n in lengths if n != 1500)
 
 
+def test_train_genera_are_never_held_out(tmp_path: Path) -> None:
+    """--train-genus: Escherichia, held out for testing with seed 1, stays in training; the two
+    other bacterial genera then give validation and test."""
+    options = replace(GENUS_SPLIT, per_genus=20, seed=1)
+    held = {}
+    for name, train_genera in (("free", []), ("kept", [561])):
+        make_fragments(REFERENCE, TEST_ASSETS / "taxdump", tmp_path / name,
+                       replace(options, train_genera=train_genera))
+        held[name] = {split: {lab["genus"] for lab in
+                              read_labels(tmp_path / name / f"{split}.labels.tsv").values()}
+                      for split in ("train", "val", "test")}
+    assert 561 in held["free"]["test"]
+    assert 561 in held["kept"]["train"]
+    assert held["kept"]["val"] | held["kept"]["test"] == {1279, 1763}
+    with pytest.raises(FragmentError, match=r"--holdout-genus and --train-genus both name .*561"):
+        make_fragments(REFERENCE, TEST_ASSETS / "taxdump", tmp_path / "both",
+                       replace(options, train_genera=[561], holdout_genera=[561]))
+
+
 def test_too_few_genera_to_split_is_an_error(tmp_path: Path) -> None:
     two = reference_subset(tmp_path, {"Ecoli_K12_MG1655__K-12-MG1655", "NC_002745.2"})
     with pytest.raises(FragmentError, match=r"too few genera to split by genus: a superkingdom "

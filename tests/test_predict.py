@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,7 @@ def test_one_row_per_read_in_order(tmp_path: Path, tiny_model_dir: Path, ecoli: 
 
 
 def test_read_and_reverse_complement_agree(tiny_model_dir: Path, ecoli: str) -> None:
-    predictor = Predictor(load_model(tiny_model_dir), FP32)
+    predictor = Predictor(load_model(tiny_model_dir), replace(FP32, both_strands=True))
     seqs = [ecoli[i * 500 : i * 500 + n] for i, n in enumerate([150, 151, 152, 300])]
     forward = list(predictor.rows(Read(f"f{i}", s) for i, s in enumerate(seqs)))
     reverse = list(predictor.rows(Read(f"r{i}", reverse_complement(s)) for i, s in enumerate(seqs)))

@@ -52,12 +52,24 @@ def _predict(args: argparse.Namespace) -> None:
         batch_tokens=args.batch_tokens,
         windows=args.windows,
         stride_nt=args.stride,
-        both_strands=not args.single_strand,
+        both_strands=args.strands == "both",
         bertax_format=args.bertax_format,
         progress=args.progress,
         precision=args.precision,
+        abstain=not args.no_abstain,
     )
     predict_file(args.model, args.input, args.input2, args.output, args.probabilities, options)
+
+
+def _calibrate(args: argparse.Namespace) -> None:
+    from hytax.calibrate import CalibrationOptions, calibrate_model
+    from hytax.predict import PredictOptions
+
+    options = PredictOptions(device=args.device, threads=args.threads,
+                             batch_tokens=args.batch_tokens, both_strands=args.strands == "both",
+                             precision=args.precision, progress="off")
+    calibrate_model(args.model, args.fasta, args.labels, args.outdir,
+                    CalibrationOptions(args.max_open_rate, args.target_precision), options)
 
 
 # --- MMseqs2 routing, merge, reports -------------------------------------------------------------
@@ -176,8 +188,8 @@ def _fragments(args: argparse.Namespace) -> None:
         per_superkingdom=args.per_superkingdom or None, per_genus=args.per_genus,
         max_coverage=args.max_coverage, max_ambiguous=args.max_ambiguous, split=args.split,
         test_fraction=args.test_fraction, val_fraction=args.val_fraction,
-        holdout_genera=args.holdout_genus, drop_without_genus=args.drop_without_genus,
-        seed=args.seed,
+        holdout_genera=args.holdout_genus, train_genera=args.train_genus,
+        drop_without_genus=args.drop_without_genus, seed=args.seed,
     )
     make_fragments(source, taxdump, args.outdir, options)
 
@@ -220,7 +232,8 @@ def _finetune(args: argparse.Namespace) -> None:
     finetune(FinetuneOptions(
         **_train_parts(args), taxdump=args.taxdump, pretrained=args.pretrained, head=args.head,
         ranks=list(args.ranks), min_class_count=args.min_class_count,
-        target_precision=args.target_precision, name=args.name, description=args.description,
+        target_precision=args.target_precision, max_open_rate=args.max_open_rate,
+        name=args.name, description=args.description,
         taxonomy_release=args.taxonomy_release,
     ))
 
@@ -288,6 +301,9 @@ def _add_fragments_arguments(p: argparse.ArgumentParser) -> None:
                         "superkingdom's genera) for validation")
     p.add_argument("--holdout-genus", type=int, nargs="+", default=[], metavar="TAXID",
                    help="nonsimilar and genus: also hold out these genera for the test set")
+    p.add_argument("--train-genus", type=int, nargs="+", default=[], metavar="TAXID",
+                   help="genus split: never hold out these genera (e.g. another model's "
+                        "training genera, so that both are tested on genera neither saw)")
     p.add_argument("--drop-without-genus", action="store_true",
                    help="genus split: drop taxa whose lineage has no genus (default: an error)")
     p.add_argument("--seed", type=int, default=d.seed)
@@ -351,6 +367,9 @@ def _add_training_arguments(parser: argparse.ArgumentParser, mode: str) -> None:
         arch.add_argument("--target-precision", type=float, default=fine_d["target_precision"],
                           help="per-rank confidence thresholds: the lowest calibrated confidence "
                                "whose validation fragments reach this precision")
+        arch.add_argument("--max-open-rate", type=float, default=fine_d["max_open_rate"],
+                          help="abstention: at most this share of validation fragments whose "
+                               "taxon is not a class may be given one")
         arch.add_argument("--name", default=fine_d["name"], help="model name stored in the config")
         arch.add_argument("--description", default=fine_d["description"],
                           help="stored in the config")
@@ -453,10 +472,26 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
         help="long reads: mean over windows, or one row per window",
     )
     p.add_argument("--stride", type=int, help="window stride in nt (default: the window, 1500)")
+    p.add_argument("--no-abstain", action="store_true",
+                   help="always give the most probable class, ignoring the model's abstention "
+                        "thresholds (calibration.abstain in its config)")
+    _add_inference_args(p)
     p.add_argument(
-        "--single-strand",
-        action="store_true",
-        help="do not average a read with its reverse complement",
+        "--progress",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="progress bar: auto shows it only on a terminal",
+    )
+    p.set_defaults(handler=_predict)
+
+
+def _add_inference_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--strands",
+        choices=["one", "both"],
+        default="one",
+        help="one: the read as given; both: the mean of the read and its reverse complement "
+             "(twice the work, under one point of accuracy on unseen genera: docs/benchmark.md)",
     )
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     p.add_argument("--threads", type=int, default=0, help="CPU threads (0: all available)")
@@ -467,13 +502,27 @@ def _add_predict(sub: argparse._SubParsersAction) -> None:
         help="auto: bf16 autocast on GPU, dynamic int8 linear layers on CPU",
     )
     p.add_argument("--batch-tokens", type=int, default=16384, help="tokens per forward pass")
-    p.add_argument(
-        "--progress",
-        choices=["auto", "on", "off"],
-        default="auto",
-        help="progress bar: auto shows it only on a terminal",
-    )
-    p.set_defaults(handler=_predict)
+
+
+def _add_calibrate(sub: argparse._SubParsersAction) -> None:
+    from hytax.calibrate import CalibrationOptions
+
+    d = CalibrationOptions()
+    p = sub.add_parser("calibrate", help="fit a model's temperatures and abstention thresholds "
+                                         "on fragments of genera it never saw")
+    p.add_argument("--model", required=True, type=Path, help="model directory")
+    p.add_argument("--fasta", required=True, type=Path,
+                   help="validation fragments (hytax fragments --split genus: val.fa)")
+    p.add_argument("--labels", required=True, type=Path, help="their labels (val.labels.tsv)")
+    p.add_argument("--outdir", "-o", required=True, type=Path,
+                   help="the calibrated model (a copy; may be --model itself)")
+    p.add_argument("--max-open-rate", type=float, default=d.max_open_rate,
+                   help="abstention: at most this share of fragments whose taxon is not a class "
+                        "may be given one")
+    p.add_argument("--target-precision", type=float, default=d.target_precision,
+                   help="per-rank thresholds reaching this precision (for --min_confidence)")
+    _add_inference_args(p)
+    p.set_defaults(handler=_calibrate)
 
 
 def _check_model(args: argparse.Namespace) -> None:
@@ -670,6 +719,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"hytax {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_predict(sub)
+    _add_calibrate(sub)
     _add_check_model(sub)
     _add_pipeline_steps(sub)
     _add_convert(sub)

@@ -93,6 +93,9 @@ class FragmentOptions:
     test_fraction: float = 0.1  # genus split: share of each superkingdom's genera
     val_fraction: float = 0.05  # genus split: share of each superkingdom's genera
     holdout_genera: list[int] = field(default_factory=list)  # always in the test set
+    # genus split: never held out (e.g. another model's training genera, so that both are tested
+    # on genera neither saw)
+    train_genera: list[int] = field(default_factory=list)
     drop_without_genus: bool = False  # genus split: drop taxa without a genus (else an error)
     seed: int = 1
 
@@ -522,7 +525,7 @@ def choose_genus_splits(
     `test_fraction` of them (at least one each, at least one left for training) to validation
     and test; a smaller one trains only. Held-out genera are drawn at random, first among those
     whose phylum keeps another genus for training, so that their phylum stays a class.
-    `holdout_genera` always go to the test set.
+    `holdout_genera` always go to the test set, `train_genera` always to training.
     """
     phylum_of = {g.labels["genus"]: g.labels["phylum"] for g in genomes}
     sk_of = {g.labels["genus"]: g.labels["superkingdom"] for g in genomes}
@@ -533,6 +536,10 @@ def choose_genus_splits(
     missing = sorted(forced - set(phylum_of))
     if missing:
         raise FragmentError(f"--holdout-genus: no sampled genome in genus {missing}")
+    kept = set(options.train_genera)
+    both = sorted(forced & kept)
+    if both:
+        raise FragmentError(f"--holdout-genus and --train-genus both name genus {both}")
     split_of = dict.fromkeys(phylum_of, "train")
     for sk in sorted(by_sk):
         genera = by_sk[sk]
@@ -542,16 +549,18 @@ def choose_genus_splits(
             continue
         n_test = max(1, round(options.test_fraction * len(genera)), len(pinned))
         n_val = max(1, round(options.val_fraction * len(genera)))
-        while n_test + n_val > len(genera) - 1 and n_val > 1:
+        free = min(len(genera) - 1, len([g for g in genera if g not in kept]))
+        while n_test + n_val > free and n_val > 1:
             n_val -= 1
-        while n_test + n_val > len(genera) - 1 and n_test > max(1, len(pinned)):
+        while n_test + n_val > free and n_test > max(1, len(pinned)):
             n_test -= 1
-        if n_test + n_val > len(genera) - 1:
+        if n_test + n_val > free:
             raise FragmentError(
-                f"--holdout-genus: would leave superkingdom {sk} without a training genus"
+                f"--holdout-genus/--train-genus: superkingdom {sk} has too few genera left for "
+                "training, validation and test"
             )
         drawn = [genera[i] for i in rng.permutation(len(genera))]
-        order = pinned + [g for g in drawn if g not in forced]
+        order = pinned + [g for g in drawn if g not in forced and g not in kept]
         in_training = Counter(phylum_of[g] for g in genera)
         for split, count in (("test", n_test), ("val", n_val)):
             taken = 0

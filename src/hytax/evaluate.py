@@ -250,6 +250,11 @@ def score_rank(
         "mean_class_accuracy": round(float(np.mean(list(per_class.values()))), 6) if n else 0.0,
         "class_accuracy": {str(k): round(v, 6) for k, v in sorted(per_class.items())},
         "average_precision_top1": round(average_precision(p1, r1), 6),
+        # reads whose taxon is unknown at this rank (not a class of the model, or none in the
+        # taxonomy): the share that was given a taxon anyway, i.e. an invented answer
+        "unknown_truth": int((t == 0).sum()),
+        "given_when_unknown": round(float((predicted & (taxid != 0))[t == 0].mean()), 6)
+        if (t == 0).any() else None,
     }
     curve = (p1, r1)
     if probabilities is not None:
@@ -345,14 +350,17 @@ def plot_reliability(path: Path, rank: str, result: RankResult) -> None:
 def markdown(summary: dict) -> str:
     lines = [
         "| rank | reads | classified | accuracy | precision | mean class accuracy "
-        "| average precision | ECE |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| average precision | ECE | taxon given when unknown |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for rank, m in summary["ranks"].items():
+        given = m.get("given_when_unknown")
+        invented = "-" if given is None else f"{given:.1%} of {m['unknown_truth']}"
         lines.append(
             f"| {rank} | {m['reads']} | {m['classified']:.1%} | {m['accuracy']:.1%} "
             f"| {m['precision']:.1%} | {m['mean_class_accuracy']:.1%} "
-            f"| {m['average_precision']:.1%} | {m['expected_calibration_error']:.3f} |"
+            f"| {m['average_precision']:.1%} | {m['expected_calibration_error']:.3f} "
+            f"| {invented} |"
         )
     return "\n".join(lines) + "\n"
 

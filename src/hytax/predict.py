@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from hytax.atomic import atomic_path
+from hytax.calibrate import tempered
 from hytax.errors import HytaxError
 from hytax.model import ModelBundle, keep_freed_cpu_memory, load_model
 from hytax.seqio import Read, read_units, reverse_complement
@@ -40,10 +41,11 @@ class PredictOptions:
     batch_tokens: int = 16384
     windows: str = "mean"  # mean: one row per read; each: one row per window
     stride_nt: int | None = None
-    both_strands: bool = True
+    both_strands: bool = False  # the mean with the reverse complement: 2x work, < 1 point
     bertax_format: bool = False
     progress: str = "auto"  # auto | on | off
     precision: str = "auto"  # auto | fp32 | int8 | bf16
+    abstain: bool = True  # apply the model's per-rank abstention thresholds (if it has them)
 
 
 @dataclass
@@ -78,9 +80,7 @@ class Predictor:
         if self.precision == "int8":
             model = _quantize_int8(model)
         self.model = model.to(self.device)
-        self.temperatures = torch.tensor(
-            [bundle.temperature(r) for r in bundle.ranks], dtype=torch.float32
-        )
+        self.temperatures = [bundle.temperature(r) for r in bundle.ranks]
 
     def describe(self) -> str:
         name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "CPU"
@@ -132,7 +132,25 @@ class Predictor:
             for rank_sums, p in zip(sums, batch_probs, strict=True):
                 np.add.at(rank_sums, units, p)
             np.add.at(counts, units, 1)
-        return [[s[u] / counts[u] for s in sums] if counts[u] else None for u in range(n_units)]
+        # calibration applies to what is served, the mean over strands and windows
+        served = [tempered(s / np.maximum(counts, 1)[:, None], t)
+                  for s, t in zip(sums, self.temperatures, strict=True)]
+        return [[p[u] for p in served] if counts[u] else None for u in range(n_units)]
+
+    def answers(self, probs: list[np.ndarray], length: int) -> list[tuple[dict, float]]:
+        """(class, probability) per rank: the most probable class, or `unknown` (taxid 0) where
+        its probability is below the model's abstention threshold for reads of this length, or
+        a rank above abstained."""
+        out: list[tuple[dict, float]] = []
+        abstained = False
+        for r, rank in enumerate(self.bundle.ranks):
+            classes = self.bundle.classes(rank)
+            best = int(np.argmax(probs[r]))
+            p = float(probs[r][best])
+            cut = self.bundle.abstain_below(rank, length) if self.options.abstain else 0.0
+            abstained = abstained or (classes[best]["taxid"] != 0 and p < cut)
+            out.append((classes[-1] if abstained else classes[best], p))
+        return out
 
     @torch.inference_mode()
     def _forward(self, batch: list[Segment]) -> list[np.ndarray]:
@@ -144,10 +162,7 @@ class Predictor:
         autocast = self.precision == "bf16"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
             logps = self.model(x)
-        return [
-            torch.softmax(lp.float() / t, dim=-1).cpu().numpy()
-            for lp, t in zip(logps, self.temperatures.tolist(), strict=True)
-        ]
+        return [torch.softmax(lp.float(), dim=-1).cpu().numpy() for lp in logps]
 
 
 def _quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
@@ -222,27 +237,22 @@ def header(ranks: list[str], per_window: bool) -> list[str]:
     return cols
 
 
-def format_row(row: Row, bundle: ModelBundle, per_window: bool) -> list[str]:
+def format_row(row: Row, predictor: Predictor, per_window: bool) -> list[str]:
     cells = [row.read_id, str(row.length)] + ([str(row.window)] if per_window else [])
-    for r, rank in enumerate(bundle.ranks):
-        if row.probs is None:
-            cells += ["NA", "0", "0"]
-            continue
-        best = int(np.argmax(row.probs[r]))
-        cls = bundle.classes(rank)[best]
-        cells += [cls["name"], str(cls["taxid"]), f"{row.probs[r][best]:.4f}"]
+    if row.probs is None:
+        return cells + ["NA", "0", "0"] * len(predictor.bundle.ranks)
+    for cls, p in predictor.answers(row.probs, row.length):
+        cells += [cls["name"], str(cls["taxid"]), f"{p:.4f}"]
     return cells
 
 
-def format_bertax_row(row: Row, bundle: ModelBundle) -> list[str]:
+def format_bertax_row(row: Row, predictor: Predictor) -> list[str]:
     """The original BERTax TSV: id, then per rank the class and its integer percent."""
     cells = [row.read_id]
-    for r, rank in enumerate(bundle.ranks):
-        if row.probs is None:
-            cells += ["NA", "0"]
-            continue
-        best = int(np.argmax(row.probs[r]))
-        cells += [bundle.classes(rank)[best]["name"], str(round(100 * row.probs[r][best]))]
+    if row.probs is None:
+        return cells + ["NA", "0"] * len(predictor.bundle.ranks)
+    for cls, p in predictor.answers(row.probs, row.length):
+        cells += [cls["name"], str(round(100 * p))]
     return cells
 
 
@@ -312,9 +322,9 @@ def predict_file(
             out.write("\t".join(header(bundle.ranks, per_window)) + "\n")
         for row in predictor.rows(read_units(input1, input2)):
             cells = (
-                format_bertax_row(row, bundle)
+                format_bertax_row(row, predictor)
                 if options.bertax_format
-                else format_row(row, bundle, per_window)
+                else format_row(row, predictor, per_window)
             )
             out.write("\t".join(cells) + "\n")
             if prob_out is not None:

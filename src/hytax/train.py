@@ -165,7 +165,8 @@ class FinetuneOptions:
     head: str = "all_in_one"  # all_in_one | flat | nested
     ranks: list[str] = field(default_factory=lambda: list(RANKS))
     min_class_count: int = 100  # classes with fewer training fragments go to "unknown"
-    target_precision: float = 0.9  # per-rank confidence thresholds reach this on validation
+    target_precision: float = 0.85  # per-rank confidence thresholds reach this on validation
+    max_open_rate: float = 0.05  # abstention: answers allowed on taxa that are not classes
     name: str = "hytax"
     description: str = ""
     taxonomy_release: str = "NCBI taxdump"
@@ -351,21 +352,6 @@ def taxonomy_loss(
         target = y[:, r]
         total = total + (w[target] * F.nll_loss(logp, target, reduction="none")).mean()
     return total
-
-
-def fit_temperature(logp: torch.Tensor, y: torch.Tensor) -> float:
-    """Temperature T minimising validation NLL of softmax(log_prob / T) (Guo et al., 2017).
-
-    A log-spaced grid then a finer one: a 1-D convex problem where a grid is robust and needs
-    no step size.
-    """
-    def nll(t: float) -> float:
-        return float(F.cross_entropy(logp / t, y))
-
-    grid = np.exp(np.linspace(np.log(0.05), np.log(20.0), 121))
-    best = min(grid, key=nll)
-    fine = best * np.exp(np.linspace(-0.06, 0.06, 25))
-    return round(float(min(fine, key=nll)), 4)
 
 
 # --- checkpoints (safetensors + JSON) ------------------------------------------------------------
@@ -896,7 +882,7 @@ def predict_logps(
 
 
 def finetune(options: FinetuneOptions) -> ModelBundle:
-    from hytax.evaluate import confidence_threshold
+    from hytax.calibrate import CalibrationOptions, calibrate
     from hytax.taxonomy import Taxonomy
 
     loop = options.loop
@@ -953,21 +939,21 @@ def finetune(options: FinetuneOptions) -> ModelBundle:
     model.load_state_dict(best)
     model.eval()
 
-    temperatures = {rank: 1.0 for rank in ranks}
-    thresholds: dict[str, dict | None] = {rank: None for rank in ranks}
+    calibration: dict = {"method": "none", "temperature": dict.fromkeys(ranks, 1.0)}
     final_val = None
     if len(val):
         with torch.no_grad():
             logps = predict_logps(model, val, window_nt, loop.batch_size * 2, device)
         y = torch.from_numpy(val.labels)
         final_val = val_metrics(logps, y, ranks, weights)
-        for r, rank in enumerate(ranks):
-            temperatures[rank] = fit_temperature(logps[r], y[:, r])
-            probs = torch.softmax(logps[r] / temperatures[rank], -1)
-            confidence, top = probs.max(-1)
-            thresholds[rank] = confidence_threshold(
-                confidence.numpy(), (top == y[:, r]).numpy(), options.target_precision
-            )
+        calibration = calibrate(
+            [lp.exp().numpy() for lp in logps], val.labels,
+            np.array([len(seq) for seq in val.seqs]), ranks,
+            CalibrationOptions(options.max_open_rate, options.target_precision),
+            genera=np.array([lab["genus"] for lab in val_labels]),
+        )
+        calibration["fitted_on"] = str(val_fa)
+        calibration["strands"] = "one"
 
     fragments_info = _fragments_info(options.data.folder)
     config = {
@@ -978,17 +964,7 @@ def finetune(options: FinetuneOptions) -> ModelBundle:
         "vocab": list(VOCAB),
         "window_nt": window_nt,
         "taxonomy": {"source": Path(options.taxdump).name, "release": options.taxonomy_release},
-        "calibration": {
-            "method": "temperature", "applies_to": "softmax(log_prob / T) per rank",
-            "fitted_on": str(val_fa) if len(val) else None,
-            "temperature": temperatures,
-            "thresholds": {
-                "target_precision": options.target_precision,
-                "meaning": "lowest calibrated confidence at which the validation fragments "
-                           "kept reach the target precision (null: none does)",
-                "per_rank": thresholds,
-            },
-        },
+        "calibration": calibration,
         "training": {
             "data": {"train": str(train_fa), "train_labels": str(train_lab),
                      "val": str(val_fa) if len(val) else None,

@@ -22,7 +22,7 @@ process HYTAX_EVALUATE {
     prefix   = task.ext.prefix ?: "${meta.id}"
     // The pipeline grants the GPU (conf/gpu.config, --use_gpu); the module only follows it
     def device = task.accelerator ? 'cuda' : 'cpu'
-    // the test genera: classified as the pipeline classifies reads (both strands), then scored
+    // the test genera: classified as the pipeline classifies reads (hytax predict defaults)
     """
     hytax predict \\
         --model trained \\
