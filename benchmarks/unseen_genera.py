@@ -149,6 +149,43 @@ def report(results: dict[str, dict[str, dict]], calibration: dict, outdir: Path)
     return "\n".join(lines) + "\n"
 
 
+def phylum_confusion(predictions: Path, labels: Path, taxdump: Path, superkingdom: int) -> str:
+    """Truth phylum (rows) against the phylum answered (columns), for the fragments of one
+    superkingdom: answers given to at least 2 % of them, the rest as `other`, then `unknown`."""
+    from collections import Counter
+
+    from hytax.taxonomy import Taxonomy
+
+    names = Taxonomy.load(taxdump)
+    truth = {}
+    for line in labels.read_text().splitlines()[1:]:
+        read_id, sk, phylum = line.split("\t")[:3]
+        if int(sk) == superkingdom:
+            truth[read_id] = int(phylum)
+    rows = predictions.read_text().splitlines()
+    col = rows[0].split("\t").index("phylum_taxid")
+    pairs = Counter()
+    for line in rows[1:]:
+        cells = line.split("\t")
+        if cells[0] in truth:
+            pairs[truth[cells[0]], int(cells[col])] += 1
+    answered = Counter()
+    for (_, got), n in pairs.items():
+        answered[got] += n
+    shown = [t for t, n in answered.most_common() if t and n >= 0.02 * len(truth)]
+    head = ["truth phylum (fragments)", *(names.name(t) for t in shown), "other", "unknown"]
+    lines = ["| " + " | ".join(head) + " |", "|---" + "|---:" * (len(head) - 1) + "|"]
+    for phylum in sorted({t for t, _ in pairs}, key=lambda t: -sum(
+            n for (tt, _), n in pairs.items() if tt == t)):
+        counts = {got: n for (tt, got), n in pairs.items() if tt == phylum}
+        total = sum(counts.values())
+        other = sum(n for got, n in counts.items() if got and got not in shown)
+        cells = [f"{names.name(phylum) if phylum else '(none)'} ({total})",
+                 *(str(counts.get(t, 0)) for t in shown), str(other), str(counts.get(0, 0))]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--outdir", type=Path, required=True)
@@ -175,6 +212,11 @@ def main() -> None:
     }
     calibration = json.loads((calibrated / "config.json").read_text())["calibration"]
     text = report(results, calibration, out)
+    for superkingdom, name in ((2, "Bacteria"), (2759, "Eukaryota")):
+        text += (f"\nPhylum answers of the calibrated model, test fragments of {name} "
+                 "(rows: truth; a phylum that is not a class can only be right as unknown):\n\n"
+                 + phylum_confusion(out / "calibrated.tsv", frag / "test.labels.tsv",
+                                    frag / "taxdump", superkingdom))
     (out / "summary.md").write_text(text)
     print(text)
 
