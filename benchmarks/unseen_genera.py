@@ -22,6 +22,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from hytax.evaluate import given_when_unknown
+
 REPO = Path(__file__).resolve().parents[1]
 HYTAX = [sys.executable, "-m", "hytax.cli"]
 LENGTHS = (150, 1500)
@@ -130,12 +132,10 @@ def report(results: dict[str, dict[str, dict]], calibration: dict, outdir: Path)
     for model, parts in results.items():
         for part, summary in parts.items():
             for rank, m in summary["ranks"].items():
-                given = m.get("given_when_unknown")
-                invented = "-" if given is None else f"{given:.1%} of {m['unknown_truth']}"
                 lines.append(
                     f"| {model} | {part} | {rank} | {m['accuracy']:.1%} "
                     f"| {m['average_precision']:.1%} | {m['expected_calibration_error']:.3f} "
-                    f"| {invented} |")
+                    f"| {given_when_unknown(m)} |")
     cut = (calibration["thresholds"]["per_rank"].get("superkingdom") or {}).get("min_confidence")
     if cut is not None:
         lines.append("")

@@ -248,7 +248,8 @@ def calibrate_model(
     from hytax.train import label_matrix
 
     bundle = load_model(model_dir)
-    bundle.config = {**bundle.config, "calibration": {}}  # serve raw probabilities
+    config = bundle.config
+    bundle.config = {**config, "calibration": {}}  # serve raw probabilities
     table = read_labels(labels)
     ranks = bundle.ranks
     seen = _training_genera(bundle.config)
@@ -284,9 +285,8 @@ def calibrate_model(
         for extra in model_dir.iterdir():
             if extra.is_file() and extra.name not in (WEIGHTS_NAME, CONFIG_NAME):
                 shutil.copyfile(extra, outdir / extra.name)
-    config = json.loads((model_dir / CONFIG_NAME).read_text())
-    config["calibration"] = calibration
-    (outdir / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+    (outdir / CONFIG_NAME).write_text(json.dumps({**config, "calibration": calibration},
+                                                 indent=2) + "\n")
     for rank in ranks:
         a = calibration["abstain"]["per_rank"][rank]
         print(f"hytax calibrate: {rank}: T={calibration['temperature'][rank]}"

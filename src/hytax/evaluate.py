@@ -347,6 +347,12 @@ def plot_reliability(path: Path, rank: str, result: RankResult) -> None:
     plt.close(fig)
 
 
+def given_when_unknown(metrics: dict) -> str:
+    """'x % of n': the share of reads of unknown taxon given one anyway, '-' when none were."""
+    given = metrics.get("given_when_unknown")
+    return "-" if given is None else f"{given:.1%} of {metrics['unknown_truth']}"
+
+
 def markdown(summary: dict) -> str:
     lines = [
         "| rank | reads | classified | accuracy | precision | mean class accuracy "
@@ -354,8 +360,7 @@ def markdown(summary: dict) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for rank, m in summary["ranks"].items():
-        given = m.get("given_when_unknown")
-        invented = "-" if given is None else f"{given:.1%} of {m['unknown_truth']}"
+        invented = given_when_unknown(m)
         lines.append(
             f"| {rank} | {m['reads']} | {m['classified']:.1%} | {m['accuracy']:.1%} "
             f"| {m['precision']:.1%} | {m['mean_class_accuracy']:.1%} "

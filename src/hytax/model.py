@@ -286,13 +286,10 @@ class ModelBundle:
     def temperature(self, rank: str) -> float:
         return float(self.config.get("calibration", {}).get("temperature", {}).get(rank, 1.0))
 
-    def abstain_below(self, rank: str, length: int) -> float:
-        """The confidence below which this rank's answer for a read of `length` nt is
-        `unknown` (0: none set)."""
-        from hytax.calibrate import cut_for
-
+    def abstain(self, rank: str) -> dict | None:
+        """This rank's abstention thresholds (calibration.abstain; None: never abstain)."""
         per_rank = self.config.get("calibration", {}).get("abstain", {}).get("per_rank", {})
-        return cut_for(per_rank.get(rank), length)
+        return per_rank.get(rank)
 
 
 def head_config(kind: str, ranks: list[str], classes: dict[str, list[dict]]) -> HeadConfig:

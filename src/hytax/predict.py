@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from hytax.atomic import atomic_path
-from hytax.calibrate import tempered
+from hytax.calibrate import cut_for, tempered
 from hytax.errors import HytaxError
 from hytax.model import ModelBundle, keep_freed_cpu_memory, load_model
 from hytax.seqio import Read, read_units, reverse_complement
@@ -81,6 +81,7 @@ class Predictor:
             model = _quantize_int8(model)
         self.model = model.to(self.device)
         self.temperatures = [bundle.temperature(r) for r in bundle.ranks]
+        self.abstain = [bundle.abstain(r) if options.abstain else None for r in bundle.ranks]
 
     def describe(self) -> str:
         name = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "CPU"
@@ -147,7 +148,7 @@ class Predictor:
             classes = self.bundle.classes(rank)
             best = int(np.argmax(probs[r]))
             p = float(probs[r][best])
-            cut = self.bundle.abstain_below(rank, length) if self.options.abstain else 0.0
+            cut = cut_for(self.abstain[r], length)
             abstained = abstained or (classes[best]["taxid"] != 0 and p < cut)
             out.append((classes[-1] if abstained else classes[best], p))
         return out
