@@ -33,7 +33,7 @@ process HYTAX_PREDICT {
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":
         hytax: \$(hytax --version | sed 's/^hytax //')
-        torch: \$(python3 -c 'import torch; print(torch.__version__)')
+        torch: \$(python3 -c 'from importlib.metadata import version; print(version("torch"))')
     END_VERSIONS
     """
 
@@ -45,7 +45,7 @@ process HYTAX_PREDICT {
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":
         hytax: \$(hytax --version | sed 's/^hytax //')
-        torch: \$(python3 -c 'import torch; print(torch.__version__)')
+        torch: \$(python3 -c 'from importlib.metadata import version; print(version("torch"))')
     END_VERSIONS
     """
 }

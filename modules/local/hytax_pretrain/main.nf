@@ -49,7 +49,7 @@ process HYTAX_PRETRAIN {
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":
         hytax: \$(hytax --version | sed 's/^hytax //')
-        torch: \$(python3 -c 'import torch; print(torch.__version__)')
+        torch: \$(python3 -c 'from importlib.metadata import version; print(version("torch"))')
     END_VERSIONS
     """
 
@@ -63,7 +63,7 @@ process HYTAX_PRETRAIN {
     cat <<-END_VERSIONS > versions.yml
     "${task.process}":
         hytax: \$(hytax --version | sed 's/^hytax //')
-        torch: \$(python3 -c 'import torch; print(torch.__version__)')
+        torch: \$(python3 -c 'from importlib.metadata import version; print(version("torch"))')
     END_VERSIONS
     """
 }
