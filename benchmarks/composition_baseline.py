@@ -24,6 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+from hytax.data import read_labels
+from hytax.evaluate import confidence_threshold
+from hytax.train import read_fragments
+
 RANKS = ("superkingdom", "phylum")
 BASES = "ACGT"
 TARGET_PRECISION = 0.85
@@ -62,19 +66,12 @@ def features(seqs: list[str], k: int) -> np.ndarray:
     return out
 
 
-def read_split(folder: Path, split: str) -> tuple[list[str], list[str], dict[str, np.ndarray]]:
-    """(read ids, sequences, {rank: taxid per read}) of one split of a fragments folder."""
-    ids, seqs = [], []
-    with open(folder / f"{split}.fa") as fh:
-        for head, seq in itertools.zip_longest(fh, fh):
-            ids.append(head[1:].split(maxsplit=1)[0])
-            seqs.append(seq.strip())
-    with open(folder / f"{split}.labels.tsv") as fh:
-        header = next(fh).rstrip("\n").split("\t")
-        rows = {line.split("\t", 1)[0]: line.rstrip("\n").split("\t") for line in fh}
-    labels = {rank: np.array([int(rows[i][header.index(f"{rank}_taxid")]) for i in ids])
-              for rank in RANKS}
-    return ids, seqs, labels
+def read_split(folder: Path, split: str) -> tuple[list[str], dict[str, np.ndarray]]:
+    """(sequences, {rank: taxid per read}) of one split of a fragments folder."""
+    fragments = read_fragments(folder / f"{split}.fa")
+    truth = read_labels(folder / f"{split}.labels.tsv")
+    labels = {rank: np.array([truth[i][rank] for i in fragments.ids]) for rank in RANKS}
+    return fragments.seqs, labels
 
 
 def fit(x: np.ndarray, y: np.ndarray, n_classes: int, epochs: int, seed: int) -> np.ndarray:
@@ -106,14 +103,6 @@ def predict(w: np.ndarray, x: np.ndarray) -> np.ndarray:
     return softmax(np.hstack([x, np.ones((len(x), 1), dtype=np.float32)]) @ w)
 
 
-def precision_cut(confidence: np.ndarray, right: np.ndarray, target: float) -> float:
-    """The lowest confidence above which answers reach `target` precision (1.0 if none)."""
-    order = np.argsort(-confidence)
-    precision = np.cumsum(right[order]) / np.arange(1, len(order) + 1)
-    ok = np.nonzero(precision >= target)[0]
-    return float(confidence[order][ok[-1]]) if len(ok) else 1.0
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--train", type=Path, required=True)
@@ -122,9 +111,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=300)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    _, train_seqs, train_y = read_split(args.train, "train")
-    _, val_seqs, val_y = read_split(args.train, "val")
-    _, test_seqs, test_y = read_split(args.test, "test")
+    train_seqs, train_y = read_split(args.train, "train")
+    val_seqs, val_y = read_split(args.train, "val")
+    test_seqs, test_y = read_split(args.test, "test")
     x_train, x_val, x_test = (features(s, args.k) for s in (train_seqs, val_seqs, test_seqs))
     mean, std = x_train.mean(axis=0), x_train.std(axis=0) + 1e-6
     x_train, x_val, x_test = ((x - mean) / std for x in (x_train, x_val, x_test))
@@ -150,7 +139,8 @@ def main() -> None:
         if rank == "superkingdom":
             p_val = predict(w, x_val)
             val_right = classes[p_val.argmax(axis=1)] == val_y[rank]
-            cut = precision_cut(p_val.max(axis=1), val_right, TARGET_PRECISION)
+            found = confidence_threshold(p_val.max(axis=1), val_right, TARGET_PRECISION)
+            cut = found["min_confidence"] if found else 1.0
             conf = p_test.max(axis=1)
             for length in ("all", *map(str, sorted(set(lengths)))):
                 keep = (conf >= cut) & (

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -42,6 +45,17 @@ def _free_disk(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     for folder in set(base.iterdir()) - before:
         if folder.is_dir() and not folder.name.startswith(SESSION_FOLDERS):
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def load_script(path: Path, name: str) -> ModuleType:
+    """A script that is not part of the package (benchmarks/, tools/) as a module; registered in
+    sys.modules, which its dataclasses need."""
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")

@@ -12,14 +12,13 @@ validation claims, and the reports hold every configuration x rank.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import shutil
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
+from conftest import REPO, load_script
 
 from hytax.data import RANKS, read_labels
 from hytax.routing import ClaimRule, choose, is_open, keep
@@ -27,7 +26,6 @@ from hytax.seqio import read_records
 from hytax.tables import read_claims
 from hytax.taxonomy import Taxonomy
 
-REPO = Path(__file__).resolve().parents[1]
 BUNDLED = REPO / "assets" / "models" / "hytax-mini"
 
 pytestmark = pytest.mark.skipif(shutil.which("mmseqs") is None,
@@ -35,13 +33,7 @@ pytestmark = pytest.mark.skipif(shutil.which("mmseqs") is None,
 
 
 def load_benchmark() -> ModuleType:
-    path = REPO / "benchmarks" / "hybrid_benchmark.py"
-    spec = importlib.util.spec_from_file_location("hybrid_benchmark", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(REPO / "benchmarks" / "hybrid_benchmark.py", "hybrid_benchmark")
 
 
 @pytest.fixture(scope="module")

@@ -3,28 +3,20 @@ strand-free 4-mer features, and a classifier that learns what composition can te
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
+from conftest import REPO, load_script
 
+from hytax.evaluate import confidence_threshold
 from hytax.seqio import read_records, reverse_complement
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def baseline() -> ModuleType:
-    path = REPO / "benchmarks" / "composition_baseline.py"
-    spec = importlib.util.spec_from_file_location("composition_baseline", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_script(REPO / "benchmarks" / "composition_baseline.py", "composition_baseline")
 
 
 def pieces(path: Path, length: int, count: int, seed: int) -> list[str]:
@@ -68,9 +60,12 @@ def test_composition_tells_a_high_gc_genome_from_a_low_gc_one(
     assert np.allclose(p.sum(axis=1), 1.0, atol=1e-5)
 
 
-def test_precision_cut_is_the_lowest_confidence_reaching_the_target(baseline: ModuleType) -> None:
+def test_the_cut_is_the_lowest_confidence_reaching_the_target() -> None:
+    # the baseline's confidence cut is hytax's own (the one model configs store)
     confidence = np.array([0.95, 0.9, 0.8, 0.7, 0.6])
     right = np.array([True, True, True, False, False])
-    assert baseline.precision_cut(confidence, right, 0.75) == 0.7  # 3 of 4 right from 0.7 up
-    assert baseline.precision_cut(confidence, right, 1.0) == 0.8
-    assert baseline.precision_cut(confidence, ~right, 0.5) == 1.0  # never reached
+    cut = confidence_threshold(confidence, right, 0.75)
+    assert cut is not None and cut["min_confidence"] == 0.7  # 3 of 4 right from 0.7 up
+    cut = confidence_threshold(confidence, right, 1.0)
+    assert cut is not None and cut["min_confidence"] == 0.8
+    assert confidence_threshold(confidence, ~right, 0.5) is None  # never reached

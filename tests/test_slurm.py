@@ -9,7 +9,6 @@ Skipped when Slurm is not installed, unless HYTAX_REQUIRE_SLURM is set (CI sets 
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import shutil
@@ -19,6 +18,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from conftest import load_script
 from test_pipeline import REPO, Run, _skip_without_tools, latest_trace, nextflow, ok
 
 pytestmark = pytest.mark.pipeline
@@ -29,11 +29,7 @@ SAMPLES = ("sample1", "sample2")
 
 
 def _load_cluster() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("slurm_cluster", CLUSTER_SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(CLUSTER_SCRIPT, "slurm_cluster")
 
 
 def _unavailable() -> str | None:
